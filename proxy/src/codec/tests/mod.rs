@@ -1,0 +1,14 @@
+//! Unit tests of the codec. Byte vectors are annotated field by field; every rejection rule
+//! has its own named test.
+
+mod helpers;
+
+mod acks;
+mod basic;
+mod connect;
+mod control;
+mod framing;
+mod gen;
+mod publish;
+mod roundtrip;
+mod subscribe;
