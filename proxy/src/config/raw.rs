@@ -1,0 +1,81 @@
+//! The config file as written, with source positions. Unknown keys are errors (`deny_unknown_fields`)
+//! so a misspelt security setting never silently falls back to a default.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub(crate) type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub listeners: S<Vec<RawListener>>,
+    #[serde(default)]
+    pub upstream: Option<RawUpstream>,
+    #[serde(default)]
+    pub timeouts: Option<RawTimeouts>,
+    #[serde(default)]
+    pub limits: Option<RawLimits>,
+    #[serde(default)]
+    pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub log_format: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListener {
+    pub name: S<String>,
+    pub bind: S<String>,
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub plaintext: Option<S<bool>>,
+    #[serde(default)]
+    pub allow_insecure: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub cert: S<String>,
+    pub key: S<String>,
+    #[serde(default)]
+    pub client_ca: Option<S<String>>,
+    #[serde(default)]
+    pub client_auth: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    #[serde(default)]
+    pub address: Option<S<String>>,
+    #[serde(default)]
+    pub connect_timeout: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTimeouts {
+    #[serde(default)]
+    pub tls_handshake: Option<S<String>>,
+    #[serde(default)]
+    pub connect: Option<S<String>>,
+    #[serde(default)]
+    pub shutdown_grace: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    #[serde(default)]
+    pub max_packet_size: Option<S<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    #[serde(default)]
+    pub bind: Option<S<String>>,
+}

@@ -1,0 +1,110 @@
+//! Config loading: every problem is reported with file, line and key; defaults are safe.
+
+use std::path::Path;
+
+use super::*;
+
+fn load_text(text: &str) -> Result<Config, ConfigError> {
+    from_str(text, Path::new("/nonexistent/moat.yaml"))
+}
+
+fn issues(text: &str) -> Vec<ConfigIssue> {
+    match load_text(text) {
+        Ok(_) => panic!("config unexpectedly valid"),
+        Err(e) => e.issues,
+    }
+}
+
+#[test]
+fn plaintext_loopback_listener_with_defaults() {
+    let c = load_text("listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n")
+        .expect("valid");
+    assert_eq!(c.listeners.len(), 1);
+    assert!(c.listeners[0].tls.is_none());
+    assert_eq!(c.upstream.address, "127.0.0.1:1883");
+    assert_eq!(c.timeouts.connect, std::time::Duration::from_secs(10));
+    assert_eq!(c.limits.max_packet_size, 1024 * 1024);
+    assert_eq!(c.admin.bind, "127.0.0.1:9090".parse().expect("addr"));
+}
+
+#[test]
+fn unknown_key_is_an_error_with_line_and_key() {
+    let found = issues(
+        "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n    colour: red\n",
+    );
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key, "colour");
+    assert_eq!(found[0].line, 5);
+}
+
+#[test]
+fn plaintext_must_be_explicit() {
+    let found = issues("listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n");
+    assert_eq!(found[0].key, "listeners[0].tls");
+}
+
+#[test]
+fn plaintext_on_public_address_needs_allow_insecure() {
+    let found = issues("listeners:\n  - name: x\n    bind: \"0.0.0.0:1884\"\n    plaintext: true\n");
+    assert_eq!(found[0].key, "listeners[0].bind");
+    assert_eq!(found[0].line, 3);
+    let ok = load_text(
+        "listeners:\n  - name: x\n    bind: \"0.0.0.0:1884\"\n    plaintext: true\n    allow_insecure: true\n",
+    );
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn every_semantic_error_is_reported_at_once() {
+    let text = "listeners:\n  - name: \"bad name\"\n    bind: \"nowhere\"\n    tls:\n      cert: missing.crt\n      key: missing.key\n      client_auth: sometimes\n\
+                upstream:\n  connect_timeout: 10\ntimeouts:\n  connect: 0s\nlimits:\n  max_packet_size: 1\nlog_format: xml\n";
+    let found = issues(text);
+    let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+    for expected in [
+        "listeners[0].name",
+        "listeners[0].bind",
+        "listeners[0].tls.client_auth",
+        "listeners[0].tls.cert",
+        "listeners[0].tls.key",
+        "upstream.connect_timeout",
+        "timeouts.connect",
+        "limits.max_packet_size",
+        "log_format",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+    let cert = found
+        .iter()
+        .find(|i| i.key == "listeners[0].tls.cert")
+        .expect("cert issue");
+    assert_eq!(cert.line, 5);
+    assert!(cert
+        .to_string()
+        .starts_with("/nonexistent/moat.yaml:5: listeners[0].tls.cert: "));
+}
+
+#[test]
+fn duplicate_keys_are_rejected() {
+    let found = issues("listeners: []\nlisteners: []\n");
+    assert_eq!(found.len(), 1);
+}
+
+#[test]
+fn empty_listener_list_is_an_error() {
+    let found = issues("listeners: []\n");
+    assert_eq!(found[0].key, "listeners");
+}
+
+#[test]
+fn key_errors_never_echo_file_contents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("c.crt"), "not a cert").expect("write");
+    std::fs::write(dir.path().join("k.key"), "SECRET-KEY-MATERIAL").expect("write");
+    let path = dir.path().join("moat.yaml");
+    let text =
+        "listeners:\n  - name: t\n    bind: \"127.0.0.1:0\"\n    tls:\n      cert: c.crt\n      key: k.key\n";
+    let found = from_str(text, &path).expect_err("invalid");
+    let all = found.to_string();
+    assert!(!all.contains("SECRET"), "{all}");
+    assert!(all.contains("tls.key"), "{all}");
+}

@@ -1,0 +1,299 @@
+//! Turns the raw file into a [`Config`], collecting every problem (with line and key) before failing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::duration::parse_duration;
+use super::error::Issues;
+use super::model::*;
+use super::raw::*;
+
+pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Option<Config> {
+    let base = source.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut listeners = Vec::new();
+    if raw.listeners.value.is_empty() {
+        issues.push(
+            raw.listeners.referenced.line(),
+            "listeners",
+            "at least one listener is required",
+        );
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, l) in raw.listeners.value.into_iter().enumerate() {
+        let key = format!("listeners[{i}]");
+        if let Some(compiled) = listener(l, &key, &base, issues) {
+            if !names.insert(compiled.name.clone()) {
+                issues.push(
+                    0,
+                    format!("{key}.name"),
+                    format!("duplicate listener name `{}`", compiled.name),
+                );
+            }
+            listeners.push(compiled);
+        }
+    }
+
+    let upstream = raw.upstream.unwrap_or(RawUpstream {
+        address: None,
+        connect_timeout: None,
+    });
+    let upstream = UpstreamConfig {
+        address: match upstream.address {
+            Some(a) => {
+                if !a.value.contains(':') {
+                    issues.push(a.referenced.line(), "upstream.address", "expected HOST:PORT");
+                }
+                a.value
+            }
+            None => DEFAULT_UPSTREAM.to_string(),
+        },
+        connect_timeout: duration(upstream.connect_timeout, "upstream.connect_timeout", 5, issues),
+    };
+
+    let t = raw.timeouts.unwrap_or(RawTimeouts {
+        tls_handshake: None,
+        connect: None,
+        shutdown_grace: None,
+    });
+    let timeouts = Timeouts {
+        tls_handshake: duration(t.tls_handshake, "timeouts.tls_handshake", 10, issues),
+        connect: duration(t.connect, "timeouts.connect", 10, issues),
+        shutdown_grace: duration(t.shutdown_grace, "timeouts.shutdown_grace", 5, issues),
+    };
+
+    let max_packet_size = match raw.limits.and_then(|l| l.max_packet_size) {
+        Some(m) if m.value < 64 || m.value > MQTT_MAX_PACKET_SIZE => {
+            issues.push(
+                m.referenced.line(),
+                "limits.max_packet_size",
+                format!("must be between 64 and {MQTT_MAX_PACKET_SIZE} bytes"),
+            );
+            DEFAULT_MAX_PACKET_SIZE
+        }
+        Some(m) => usize::try_from(m.value).unwrap_or(DEFAULT_MAX_PACKET_SIZE),
+        None => DEFAULT_MAX_PACKET_SIZE,
+    };
+
+    let admin_bind = match raw.admin.and_then(|a| a.bind) {
+        Some(b) => socket_addr(&b, "admin.bind", issues),
+        None => DEFAULT_ADMIN.parse().ok(),
+    };
+
+    let log_format = match raw.log_format {
+        Some(f) => match f.value.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                issues.push(
+                    f.referenced.line(),
+                    "log_format",
+                    format!("`{other}` is not text or json"),
+                );
+                LogFormat::Text
+            }
+        },
+        None => LogFormat::Text,
+    };
+
+    Some(Config {
+        source: source.to_path_buf(),
+        listeners,
+        upstream,
+        timeouts,
+        limits: Limits { max_packet_size },
+        admin: AdminConfig { bind: admin_bind? },
+        log_format,
+    })
+}
+
+fn listener(l: RawListener, key: &str, base: &Path, issues: &mut Issues) -> Option<ListenerConfig> {
+    if l.name.value.is_empty()
+        || !l
+            .name
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        issues.push(
+            l.name.referenced.line(),
+            format!("{key}.name"),
+            "must be non-empty and use only letters, digits, `-` and `_` (it is a metric label)",
+        );
+    }
+    let bind = socket_addr(&l.bind, &format!("{key}.bind"), issues);
+    let plaintext = l.plaintext.as_ref().is_some_and(|p| p.value);
+    let allow_insecure = l.allow_insecure.as_ref().is_some_and(|p| p.value);
+    let tls = match (l.tls, plaintext) {
+        (Some(_), true) => {
+            issues.push(
+                l.plaintext.as_ref().map_or(0, |p| p.referenced.line()),
+                format!("{key}.plaintext"),
+                "a listener is either `tls` or `plaintext: true`, not both",
+            );
+            None
+        }
+        (None, false) => {
+            issues.push(
+                l.bind.referenced.line(),
+                format!("{key}.tls"),
+                "missing `tls` (plaintext must be asked for with `plaintext: true`)",
+            );
+            None
+        }
+        (None, true) => {
+            if let Some(addr) = bind {
+                if !addr.ip().is_loopback() && !allow_insecure {
+                    issues.push(
+                        l.bind.referenced.line(),
+                        format!("{key}.bind"),
+                        "plaintext on a non-loopback address needs `allow_insecure: true`",
+                    );
+                }
+            }
+            None
+        }
+        (Some(t), false) => tls(t, &format!("{key}.tls"), base, issues),
+    };
+    Some(ListenerConfig {
+        name: l.name.value,
+        bind: bind?,
+        tls,
+    })
+}
+
+fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConfig> {
+    let client_auth = match t.client_auth.as_ref().map(|c| c.value.as_str()) {
+        None | Some("none") => ClientAuth::None,
+        Some("optional") => ClientAuth::Optional,
+        Some("required") => ClientAuth::Required,
+        Some(other) => {
+            issues.push(
+                t.client_auth.as_ref().map_or(0, |c| c.referenced.line()),
+                format!("{key}.client_auth"),
+                format!("`{other}` is not none, optional or required"),
+            );
+            ClientAuth::None
+        }
+    };
+    let cert_path = base.join(&t.cert.value);
+    let key_path = base.join(&t.key.value);
+    let cert_chain = load_certs(
+        &cert_path,
+        t.cert.referenced.line(),
+        &format!("{key}.cert"),
+        issues,
+    );
+    let private_key = match PrivateKeyDer::from_pem_file(&key_path) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            issues.push(
+                t.key.referenced.line(),
+                format!("{key}.key"),
+                format!(
+                    "cannot load a private key from {}: {}",
+                    key_path.display(),
+                    pem_error(&e)
+                ),
+            );
+            None
+        }
+    };
+    let client_ca = match &t.client_ca {
+        Some(ca) => load_certs(
+            &base.join(&ca.value),
+            ca.referenced.line(),
+            &format!("{key}.client_ca"),
+            issues,
+        ),
+        None => {
+            if client_auth != ClientAuth::None {
+                issues.push(
+                    t.client_auth.as_ref().map_or(0, |c| c.referenced.line()),
+                    format!("{key}.client_ca"),
+                    "client_auth optional/required needs a `client_ca` bundle",
+                );
+            }
+            Some(Vec::new())
+        }
+    };
+    Some(TlsConfig {
+        cert_path,
+        key_path,
+        cert_chain: cert_chain?,
+        key: private_key?,
+        client_auth,
+        client_ca: client_ca?,
+    })
+}
+
+/// Describes a PEM loading failure without echoing file contents (a key file's bytes are secret).
+fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::Io(io) => io.to_string(),
+        E::NoItemsFound => "no PEM item of the expected kind found".to_string(),
+        _ => "invalid PEM".to_string(),
+    }
+}
+
+fn load_certs(
+    path: &PathBuf,
+    line: u64,
+    key: &str,
+    issues: &mut Issues,
+) -> Option<Vec<CertificateDer<'static>>> {
+    let certs: Result<Vec<_>, _> = match CertificateDer::pem_file_iter(path) {
+        Ok(iter) => iter.collect(),
+        Err(e) => Err(e),
+    };
+    match certs {
+        Ok(c) if c.is_empty() => {
+            issues.push(line, key, format!("no certificate found in {}", path.display()));
+            None
+        }
+        Ok(c) => Some(c),
+        Err(e) => {
+            issues.push(
+                line,
+                key,
+                format!(
+                    "cannot load certificates from {}: {}",
+                    path.display(),
+                    pem_error(&e)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn socket_addr(s: &S<String>, key: &str, issues: &mut Issues) -> Option<SocketAddr> {
+    match s.value.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            issues.push(s.referenced.line(), key, format!("`{}` is not IP:PORT", s.value));
+            None
+        }
+    }
+}
+
+fn duration(v: Option<S<String>>, key: &str, default_secs: u64, issues: &mut Issues) -> Duration {
+    match v {
+        Some(d) => match parse_duration(&d.value) {
+            Ok(x) if x.is_zero() => {
+                issues.push(d.referenced.line(), key, "must be greater than zero");
+                Duration::from_secs(default_secs)
+            }
+            Ok(x) => x,
+            Err(msg) => {
+                issues.push(d.referenced.line(), key, msg);
+                Duration::from_secs(default_secs)
+            }
+        },
+        None => Duration::from_secs(default_secs),
+    }
+}

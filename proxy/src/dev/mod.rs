@@ -1,0 +1,62 @@
+//! `moat dev`: a throwaway PKI, an embedded broker and a TLS listener, so a newcomer sees moat
+//! work with one command. Nothing here is meant for production.
+
+mod broker;
+mod pki;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use broker::{start as start_embedded_broker, BrokerError};
+pub use pki::{write_dev_pki, PkiError};
+
+/// The options of `moat dev`.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub dir: PathBuf,
+    pub upstream: Option<String>,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// The main config `moat dev` writes next to its certificates (and then loads like any other).
+pub fn dev_config_yaml(listen: SocketAddr, admin: SocketAddr, upstream: &str) -> String {
+    format!(
+        "# Written by `moat dev`: a throwaway setup, not for production.\n\
+         listeners:\n\
+         \x20 - name: dev-tls\n\
+         \x20   bind: \"{listen}\"\n\
+         \x20   tls:\n\
+         \x20     cert: server.crt\n\
+         \x20     key: server.key\n\
+         \x20     client_ca: ca.crt\n\
+         \x20     client_auth: optional\n\
+         upstream:\n\
+         \x20 address: \"{upstream}\"\n\
+         admin:\n\
+         \x20 bind: \"{admin}\"\n"
+    )
+}
+
+/// The ready-to-paste client commands printed by `moat dev`.
+pub fn client_commands(dir: &Path, listen: SocketAddr) -> String {
+    let d = dir.display();
+    let host = listen.ip();
+    let port = listen.port();
+    let mut s = String::new();
+    let _ = writeln!(s, "Subscribe (TLS, server verified against the dev CA):");
+    let _ = writeln!(
+        s,
+        "  mosquitto_sub -h {host} -p {port} --cafile {d}/ca.crt -t 'demo/#' -v"
+    );
+    let _ = writeln!(
+        s,
+        "Publish (mutual TLS with the dev client certificate, CN dev-client):"
+    );
+    let _ = writeln!(
+        s,
+        "  mosquitto_pub -h {host} -p {port} --cafile {d}/ca.crt --cert {d}/client.crt --key {d}/client.key -t demo/hello -m 'hello through moat'"
+    );
+    s
+}

@@ -1,0 +1,189 @@
+//! The `moat` binary: `run`, `check` and `dev`. `anyhow` lives only here, at the edge.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use moat::config::{self, LogFormat};
+use moat::server::{shutdown_signal, Server};
+
+#[derive(Parser)]
+#[command(name = "moat", version, about = "Security sidecar proxy for MQTT brokers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy with a config file.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Log format (overrides `log_format` in the config).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Validate a config file and every file it references; exit 2 on any error.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Throwaway dev setup: PKI, embedded broker, TLS listener, admin API.
+    Dev {
+        /// Where to write the dev PKI and config (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Use this broker instead of the embedded one.
+        #[arg(long)]
+        upstream: Option<String>,
+        #[arg(long, default_value = "127.0.0.1:8883")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => return check(&config),
+        Command::Run { config, log_format } => run(&config, log_format),
+        Command::Dev {
+            dir,
+            upstream,
+            listen,
+            admin,
+        } => dev(dir, upstream, listen, admin),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moat: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match config::load(path).and_then(|c| moat::transport::check_tls(&c)) {
+        Ok(()) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for issue in &e.issues {
+                eprintln!("{issue}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error,rumqttd=off"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+fn run(path: &Path, log_format: Option<LogFormatArg>) -> anyhow::Result<()> {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            anyhow::bail!("invalid configuration");
+        }
+    };
+    let format = match log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => config.log_format,
+    };
+    init_logging(format);
+    runtime()?.block_on(async {
+        let server = Server::bind(&config).await?;
+        server.serve(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+fn dev(
+    dir: Option<PathBuf>,
+    upstream: Option<String>,
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> anyhow::Result<()> {
+    init_logging(LogFormat::Text);
+    // Keep the temporary directory alive for the whole run; it is removed on exit.
+    let (dir, _temp) = match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            (d, None)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("moat-dev-")
+                .tempdir()
+                .context("cannot create a temp dir")?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let dir = dir.canonicalize().unwrap_or(dir);
+    moat::dev::write_dev_pki(&dir)?;
+    let upstream = match upstream {
+        Some(u) => u,
+        None => moat::dev::start_embedded_broker()?.to_string(),
+    };
+    let config_path = dir.join("moat.yaml");
+    std::fs::write(&config_path, moat::dev::dev_config_yaml(listen, admin, &upstream))
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    let config = match config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => anyhow::bail!("generated config is invalid:\n{e}"),
+    };
+    runtime()?.block_on(async {
+        wait_for_upstream(&upstream).await;
+        let server = Server::bind(&config).await?;
+        let listen = server.listener_addrs().first().copied().unwrap_or(listen);
+        println!("moat dev: PKI and config in {}", dir.display());
+        println!("moat dev: MQTT over TLS on {listen}, admin API on http://{admin}, upstream {upstream}");
+        println!();
+        print!("{}", moat::dev::client_commands(&dir, listen));
+        println!();
+        println!("moat dev ready (Ctrl-C to stop)");
+        server.serve(shutdown_signal()).await;
+        anyhow::Ok(())
+    })
+}
+
+/// The embedded broker starts on its own threads: wait (bounded) until it accepts.
+async fn wait_for_upstream(addr: &str) {
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

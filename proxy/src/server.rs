@@ -1,0 +1,135 @@
+//! Wires a validated [`Config`] into running listeners, the admin API and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::policy::Chain;
+use crate::session::Context;
+use crate::transport::{self, Listener};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Listen(#[from] transport::ListenError),
+    #[error("admin API: cannot bind {addr}: {source}")]
+    Admin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A proxy whose sockets are bound (so callers know the ports) but which is not serving yet.
+pub struct Server {
+    ctx: Arc<Context>,
+    listeners: Vec<Listener>,
+    admin: TcpListener,
+    admin_state: AdminState,
+}
+
+impl Server {
+    /// Binds every listener and the admin API; fails before serving anything if one cannot bind.
+    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        let metrics = Metrics::new();
+        let ctx = Arc::new(Context {
+            upstream: config.upstream.clone(),
+            timeouts: config.timeouts,
+            limits: config.limits,
+            chain: Chain::allow_all(),
+            metrics: metrics.clone(),
+            shutdown: CancellationToken::new(),
+        });
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            listeners.push(transport::bind(l).await?);
+        }
+        let admin = TcpListener::bind(config.admin.bind)
+            .await
+            .map_err(|source| ServerError::Admin {
+                addr: config.admin.bind,
+                source,
+            })?;
+        let admin_state = AdminState {
+            metrics,
+            upstream: config.upstream.clone(),
+        };
+        Ok(Self {
+            ctx,
+            listeners,
+            admin,
+            admin_state,
+        })
+    }
+
+    /// The bound addresses of the MQTT listeners, in config order.
+    pub fn listener_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.local_addr().ok()
+    }
+
+    /// Serves until `stop` resolves, then shuts down gracefully: stop accepting, tell v5 clients
+    /// (DISCONNECT 0x8B), wait up to the grace period for sessions to end.
+    pub async fn serve(self, stop: impl Future<Output = ()>) {
+        let tracker = TaskTracker::new();
+        for l in self.listeners {
+            tokio::spawn(l.serve(self.ctx.clone(), tracker.clone()));
+        }
+        let admin = tokio::spawn(admin::serve(
+            self.admin,
+            self.admin_state,
+            self.ctx.shutdown.clone(),
+        ));
+        info!("moat ready");
+        stop.await;
+        info!("shutting down");
+        self.ctx.shutdown.cancel();
+        tracker.close();
+        if tokio::time::timeout(self.ctx.timeouts.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                remaining = tracker.len(),
+                "grace period over, closing remaining connections"
+            );
+        }
+        let _ = admin.await;
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,55 @@
+//! Reading whole frames with a bounded buffer, and small write helpers.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::READ_CHUNK;
+use crate::codec::{split_frame, CodecError, Frame, Split};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error("connection closed")]
+    Closed,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// Makes room for one more read. Callers only read while the splitter says a frame is incomplete,
+/// and the splitter has already bounded that frame's size, so the buffer stays bounded.
+pub(crate) fn reserve_read(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+}
+
+/// Reads until `buf` holds one complete frame. The declared length is checked against `max`
+/// by the splitter before the body is read, so the buffer never holds more than
+/// `max + READ_CHUNK` bytes.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Frame, ReadError> {
+    loop {
+        if let Split::Frame(f) = split_frame(buf, max)? {
+            return Ok(f);
+        }
+        reserve_read(buf);
+        if r.read_buf(buf).await? == 0 {
+            return Err(ReadError::Closed);
+        }
+    }
+}
+
+/// Writes `bytes` and flushes, giving up after `limit` (a peer that does not read cannot hold us).
+pub(crate) async fn write_within<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8], limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        w.write_all(bytes).await?;
+        w.flush().await
+    })
+    .await;
+}

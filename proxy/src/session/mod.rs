@@ -1,0 +1,34 @@
+//! One client connection from its first MQTT byte to its close: the connect phase (first packet
+//! must be a valid CONNECT, the policy chain decides, only then is the broker dialed) and the relay
+//! loop that passes every frame in both directions through the filters.
+
+mod connect;
+mod io;
+mod relay;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Limits, Timeouts, UpstreamConfig};
+use crate::metrics::Metrics;
+use crate::policy::Chain;
+
+pub use connect::run;
+
+/// Everything a session needs, shared by all sessions of the process.
+pub struct Context {
+    pub upstream: UpstreamConfig,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    pub chain: Chain,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the process starts its graceful shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Bytes requested from the socket per read.
+const READ_CHUNK: usize = 4 * 1024;
+/// Bytes queued toward one peer before moat stops reading from the other (backpressure).
+/// A single frame can exceed it; the queue is then bounded by this plus `max_packet_size`.
+const QUEUE_CAP: usize = 64 * 1024;

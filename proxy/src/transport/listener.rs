@@ -1,0 +1,156 @@
+//! Accept loops. Cheap rejections (the `on_accept` hook) run before the TLS handshake; the
+//! handshake itself has a deadline so a silent peer cannot hold a slot.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::config::ListenerConfig;
+use crate::metrics::ConnResult;
+use crate::policy::{PeerInfo, Verdict};
+use crate::session::{self, Context};
+
+use super::tls::{server_config, TlsSetupError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("listener `{name}`: cannot bind {addr}: {source}")]
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("listener `{name}`: {source}")]
+    Tls { name: String, source: TlsSetupError },
+}
+
+/// A bound listener, ready to serve.
+pub struct Listener {
+    name: Arc<str>,
+    socket: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Listener {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Binds a listener and builds its TLS config (failing before any traffic is accepted).
+pub async fn bind(cfg: &ListenerConfig) -> Result<Listener, ListenError> {
+    let tls = match &cfg.tls {
+        Some(t) => Some(TlsAcceptor::from(server_config(t).map_err(|source| {
+            ListenError::Tls {
+                name: cfg.name.clone(),
+                source,
+            }
+        })?)),
+        None => None,
+    };
+    let socket = TcpListener::bind(cfg.bind)
+        .await
+        .map_err(|source| ListenError::Bind {
+            name: cfg.name.clone(),
+            addr: cfg.bind,
+            source,
+        })?;
+    Ok(Listener {
+        name: cfg.name.as_str().into(),
+        socket,
+        tls,
+    })
+}
+
+impl Listener {
+    /// Accepts until shutdown; every connection runs on `tracker` so shutdown can wait for them.
+    pub async fn serve(self, ctx: Arc<Context>, tracker: TaskTracker) {
+        let gauge = ctx.metrics.active_gauge(&self.name);
+        info!(listener = %self.name, addr = ?self.socket.local_addr().ok(), tls = self.tls.is_some(), "listening");
+        loop {
+            let accepted = tokio::select! {
+                _ = ctx.shutdown.cancelled() => break,
+                r = self.socket.accept() => r,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Usually fd exhaustion: back off instead of spinning.
+                    warn!(listener = %self.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let info = PeerInfo {
+                peer,
+                listener: self.name.clone(),
+                client_cert_verified: false,
+            };
+            if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
+                debug!(%peer, reason = d.label, "refused before TLS");
+                ctx.metrics.connection(&self.name, ConnResult::Denied);
+                continue;
+            }
+            tracker.spawn(handle(tcp, info, self.tls.clone(), ctx.clone(), gauge.clone()));
+        }
+    }
+}
+
+/// Decrements the active gauge however the connection task ends.
+struct ActiveGuard(Gauge);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+async fn handle(
+    tcp: TcpStream,
+    mut info: PeerInfo,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<Context>,
+    gauge: Gauge,
+) {
+    gauge.inc();
+    let _active = ActiveGuard(gauge);
+    match tls {
+        None => session::run(tcp, info, ctx).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(ctx.timeouts.tls_handshake, acceptor.accept(tcp));
+            let stream = tokio::select! {
+                r = handshake => r,
+                _ = ctx.shutdown.cancelled() => return,
+            };
+            match stream {
+                Ok(Ok(stream)) => {
+                    info.client_cert_verified = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .is_some_and(|c| !c.is_empty());
+                    session::run(stream, info, ctx).await
+                }
+                Ok(Err(e)) => {
+                    debug!(peer = %info.peer, error = %e, "TLS handshake failed");
+                    ctx.metrics.connection(&info.listener, ConnResult::TlsError);
+                }
+                Err(_) => {
+                    debug!(peer = %info.peer, "TLS handshake timed out");
+                    ctx.metrics.connection(&info.listener, ConnResult::Timeout);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property and end-to-end tests (real Mosquitto, real clients, real TLS).
+# Installs what the tests need when it is missing, so it passes on a fresh Debian machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+need_apt=()
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+# The Debian package starts a system broker on 1883; the tests start their own on free ports.
+if ! python3 -c 'import paho.mqtt' 2>/dev/null; then
+  echo "installing paho-mqtt"
+  python3 -m pip install --quiet 'paho-mqtt>=2,<3' || python3 -m pip install --quiet --break-system-packages 'paho-mqtt>=2,<3'
+fi
+
+# The end-to-end tests drive the real binary.
+cargo build --locked -p moat --bin moat
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --workspace --no-fail-fast
+else
+  cargo test --locked --workspace --no-fail-fast
+fi
+# Doc tests are not run by nextest.
+cargo test --locked --workspace --doc
