@@ -2,6 +2,7 @@
 //! filter has allowed it (traps 1 and 2). Pipelined packets stay in the read buffer and go through
 //! the relay's checks like any other.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::io::{read_frame, write_within, ReadError};
 use super::relay::Relay;
+use super::rewrite;
 use super::{Context, READ_CHUNK};
 use crate::codec::{encode_connack, CodecError, Packet, PacketType, ProtocolVersion, ReasonCode};
 use crate::metrics::{ConnResult, Direction};
@@ -21,12 +23,22 @@ use crate::util::escape;
 /// How long moat tries to deliver its own last words (CONNACK refusal, DISCONNECT).
 pub(crate) const LAST_WORDS: Duration = Duration::from_secs(1);
 
+/// Connection ids for log correlation, unique within the process.
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Runs one client connection to completion.
 pub async fn run<S>(client: S, peer: PeerInfo, ctx: Arc<Context>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let span = tracing::info_span!("conn", peer = %peer.peer, listener = %peer.listener, client_id = tracing::field::Empty);
+    let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "conn",
+        id,
+        peer = %peer.peer,
+        listener = %peer.listener,
+        client_id = tracing::field::Empty
+    );
     async move {
         match connect_phase(client, &peer, &ctx).await {
             Ok(accepted) => {
@@ -47,7 +59,8 @@ where
 struct Accepted<S> {
     client: S,
     upstream: tokio::net::TcpStream,
-    connect: crate::codec::Frame,
+    /// The CONNECT to send to the broker: the client's bytes, or a rewrite when policy needs one.
+    connect: bytes::Bytes,
     /// Bytes the client pipelined after CONNECT; not yet inspected.
     buf: BytesMut,
     relay: Relay,
@@ -129,12 +142,14 @@ where
         username: connect.username.map(str::to_string),
     };
     let keep_alive = connect.keep_alive;
+    let connect_bytes = rewrite::connect_for_broker(&connect, ctx.limits.max_packet_size)
+        .unwrap_or_else(|| frame.bytes().clone());
     debug!(version = version.level(), "CONNECT accepted, relaying");
     let relay = Relay::new(ctx.clone(), session, keep_alive);
     Ok(Accepted {
         client,
         upstream,
-        connect: frame,
+        connect: connect_bytes,
         buf,
         relay,
     })

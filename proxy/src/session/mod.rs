@@ -5,6 +5,7 @@
 mod connect;
 mod io;
 mod relay;
+mod rewrite;
 
 use std::sync::Arc;
 

@@ -9,14 +9,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::connect::LAST_WORDS;
 use super::io::{reserve_read, write_within};
-use super::{Context, QUEUE_CAP};
+use super::{rewrite, Context, QUEUE_CAP};
 use crate::codec::{encode_disconnect, split_frame, Frame, Packet, ProtocolVersion, ReasonCode, Split};
 use crate::metrics::Direction;
 use crate::policy::{SessionInfo, Verdict};
@@ -28,6 +28,8 @@ enum Step {
     Close(Option<ReasonCode>),
     /// Forwarded the last packet of the session (client DISCONNECT, broker refusal): flush, close.
     Finish,
+    /// A rewritten packet was queued in place of the original.
+    Replaced,
 }
 
 /// How often an idle connection without keep-alive re-checks whether one was negotiated.
@@ -58,7 +60,7 @@ impl Relay {
         (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500))
     }
 
-    pub(crate) async fn run<S>(mut self, client: S, upstream: TcpStream, connect: Frame, mut cbuf: BytesMut)
+    pub(crate) async fn run<S>(mut self, client: S, upstream: TcpStream, connect: Bytes, mut cbuf: BytesMut)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -67,7 +69,7 @@ impl Relay {
         let max = self.ctx.limits.max_packet_size;
 
         let mut to_upstream = BytesMut::with_capacity(connect.len());
-        to_upstream.extend_from_slice(connect.bytes());
+        to_upstream.extend_from_slice(&connect);
         drop(connect);
         let mut to_client = BytesMut::new();
         let mut ubuf = BytesMut::new();
@@ -113,7 +115,7 @@ impl Relay {
                         finishing = true;
                     }
                     Ok(_) => match self.drain_upstream(&mut ubuf, &mut to_client, max) {
-                        Step::Continue => {}
+                        Step::Continue | Step::Replaced => {}
                         Step::Finish => finishing = true,
                         Step::Close(reason) => close = Some(reason),
                     },
@@ -182,6 +184,7 @@ impl Relay {
                 .packet(Direction::Inbound, frame.packet_type(), frame.len());
             match self.on_client_frame(&frame) {
                 Step::Continue => to_upstream.extend_from_slice(frame.bytes()),
+                Step::Replaced => {}
                 Step::Finish => {
                     to_upstream.extend_from_slice(frame.bytes());
                     return Some(None);
@@ -256,9 +259,10 @@ impl Relay {
                 .metrics
                 .traffic
                 .packet(Direction::Outbound, frame.packet_type(), frame.len());
-            let step = self.on_upstream_frame(&frame);
+            let step = self.on_upstream_frame(&frame, to_client);
             match step {
                 Step::Continue => to_client.extend_from_slice(frame.bytes()),
+                Step::Replaced => {}
                 Step::Finish => {
                     to_client.extend_from_slice(frame.bytes());
                     return Step::Finish;
@@ -268,7 +272,7 @@ impl Relay {
         }
     }
 
-    fn on_upstream_frame(&mut self, frame: &Frame) -> Step {
+    fn on_upstream_frame(&mut self, frame: &Frame, to_client: &mut BytesMut) -> Step {
         use crate::codec::PacketType as T;
         match frame.packet_type() {
             T::Connack => match frame.decode(self.version()) {
@@ -277,9 +281,17 @@ impl Relay {
                         self.keep_alive = ka;
                     }
                     if c.code != 0 {
-                        Step::Finish
-                    } else {
-                        Step::Continue
+                        return Step::Finish;
+                    }
+                    if self.version() != ProtocolVersion::V5 {
+                        return Step::Continue;
+                    }
+                    match rewrite::connack_for_client(&c, self.ctx.limits.max_packet_size) {
+                        Some(rewritten) => {
+                            to_client.extend_from_slice(&rewritten);
+                            Step::Replaced
+                        }
+                        None => Step::Continue,
                     }
                 }
                 _ => self.broker_error(),

@@ -1,0 +1,147 @@
+//! The few packets moat must rewrite to stay transparent while enforcing its own limits.
+//!
+//! `limits.max_packet_size` applies in both directions. MQTT 5 lets each side announce the largest
+//! packet it accepts, so moat announces its limit instead of silently cutting off peers that were
+//! never told: the broker learns it from CONNECT (and then drops larger messages for this client,
+//! as the spec requires, instead of sending them), the client learns it from CONNACK.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{
+    encode_connack, encode_connect, Connack, Connect, Properties, PropertiesBuilder, Property,
+    ProtocolVersion, ReasonCode,
+};
+
+/// The property block with Maximum Packet Size lowered to `limit`, or `None` when the peer's
+/// announced value already fits (the packet is then forwarded unchanged).
+fn clamp_maximum_packet_size(props: &Properties<'_>, limit: u32) -> Option<PropertiesBuilder> {
+    if props.maximum_packet_size().is_some_and(|m| m <= limit) {
+        return None;
+    }
+    let mut out = PropertiesBuilder::new();
+    for p in props.iter() {
+        if !matches!(p, Property::MaximumPacketSize(_)) {
+            out.push(p);
+        }
+    }
+    out.push(Property::MaximumPacketSize(limit));
+    Some(out)
+}
+
+fn limit_u32(max_packet_size: usize) -> u32 {
+    u32::try_from(max_packet_size).unwrap_or(u32::MAX)
+}
+
+/// A v5 CONNECT re-encoded with moat's Maximum Packet Size, when it must change.
+pub(crate) fn connect_for_broker(c: &Connect<'_>, max_packet_size: usize) -> Option<Bytes> {
+    if c.version != ProtocolVersion::V5 {
+        return None;
+    }
+    let props = clamp_maximum_packet_size(&c.properties, limit_u32(max_packet_size))?;
+    let properties = Properties::from_raw(props.as_bytes()).ok()?;
+    let rewritten = Connect {
+        properties,
+        ..c.clone()
+    };
+    let mut out = BytesMut::new();
+    encode_connect(&mut out, &rewritten);
+    Some(out.freeze())
+}
+
+/// A v5 CONNACK re-encoded with moat's Maximum Packet Size, when it must change. `None` also when
+/// the broker's reason code is unknown (the caller treats that as a broker error).
+pub(crate) fn connack_for_client(c: &Connack<'_>, max_packet_size: usize) -> Option<BytesMut> {
+    let props = clamp_maximum_packet_size(&c.properties, limit_u32(max_packet_size))?;
+    let code = ReasonCode::from_u8(c.code)?;
+    let mut out = BytesMut::new();
+    encode_connack(
+        &mut out,
+        ProtocolVersion::V5,
+        c.session_present,
+        code,
+        props.as_bytes(),
+    );
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{split_frame, Packet, Split};
+
+    fn decode_one(bytes: &[u8], v: ProtocolVersion, f: impl FnOnce(Packet<'_>)) {
+        let mut buf = BytesMut::from(bytes);
+        let Ok(Split::Frame(frame)) = split_frame(&mut buf, 1 << 20) else {
+            panic!("frame")
+        };
+        f(frame.decode(v).expect("valid"));
+    }
+
+    #[test]
+    fn v5_connect_without_maximum_gets_moats_limit_and_keeps_the_rest() {
+        // CONNECT v5, clean start, keep-alive 30, props: session expiry 60, receive maximum 10; id "c1".
+        let connect = [
+            0x10, 23, 0x00, 0x04, b'M', b'Q', b'T', b'T', 5, 0x02, 0x00, 30, 8, 0x11, 0, 0, 0, 60, 0x21, 0,
+            10, 0x00, 0x02, b'c', b'1',
+        ];
+        let mut rewritten = None;
+        decode_one(&connect[..connect[1] as usize + 2], ProtocolVersion::V5, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            rewritten = connect_for_broker(&c, 4096);
+        });
+        let rewritten = rewritten.expect("rewritten");
+        decode_one(&rewritten, ProtocolVersion::V5, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            assert_eq!(c.properties.maximum_packet_size(), Some(4096));
+            assert_eq!(c.properties.session_expiry_interval(), Some(60));
+            assert_eq!(c.properties.receive_maximum(), Some(10));
+            assert_eq!(c.client_id, "c1");
+            assert_eq!(c.keep_alive, 30);
+            assert!(c.clean_start);
+        });
+    }
+
+    #[test]
+    fn connect_with_a_smaller_maximum_is_forwarded_unchanged() {
+        // props: maximum packet size 1000.
+        let connect = [
+            0x10, 20, 0x00, 0x04, b'M', b'Q', b'T', b'T', 5, 0x02, 0x00, 30, 5, 0x27, 0, 0, 0x03, 0xE8, 0x00,
+            0x02, b'c', b'1',
+        ];
+        decode_one(&connect, ProtocolVersion::V5, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            assert!(connect_for_broker(&c, 4096).is_none());
+        });
+    }
+
+    #[test]
+    fn v311_connect_is_never_rewritten() {
+        let connect = [
+            0x10, 14, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0x02, 0x00, 30, 0x00, 0x02, b'c', b'1',
+        ];
+        decode_one(&connect, ProtocolVersion::V311, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            assert!(connect_for_broker(&c, 64).is_none());
+        });
+    }
+
+    #[test]
+    fn connack_announces_moats_limit_when_the_broker_allows_more() {
+        // CONNACK v5: session present, success, props: maximum packet size 268435455, topic alias max 10.
+        let connack = [
+            0x20, 11, 0x01, 0x00, 8, 0x27, 0x0F, 0xFF, 0xFF, 0xFF, 0x22, 0x00, 0x0A,
+        ];
+        let mut rewritten = None;
+        decode_one(&connack, ProtocolVersion::V5, |p| {
+            let Packet::Connack(c) = p else { panic!("connack") };
+            rewritten = connack_for_client(&c, 1 << 20);
+        });
+        decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
+            let Packet::Connack(c) = p else { panic!("connack") };
+            assert!(c.session_present);
+            assert_eq!(c.code, 0);
+            assert_eq!(c.properties.maximum_packet_size(), Some(1 << 20));
+            assert_eq!(c.properties.topic_alias_maximum(), Some(10));
+        });
+    }
+}
