@@ -35,15 +35,36 @@ impl Size {
         if b.len() > usize::from(u16::MAX) {
             return Size(None);
         }
-        self.add(2 + b.len())
+        self.add(2).add(b.len())
     }
     /// A property block with its varint length.
     fn props(self, p: &[u8]) -> Self {
         if p.len() > VARINT_MAX as usize {
             return Size(None);
         }
-        self.add(varint_len(p.len()) + p.len())
+        self.add(varint_len(p.len())).add(p.len())
     }
+}
+
+/// The v5 reason byte to put in a `kind` packet. A code the spec does not allow there would
+/// make the peer drop the connection as malformed, so it is replaced by the nearest allowed
+/// one: errors become Unspecified error (0x80), or Packet Identifier not found for
+/// PUBREL/PUBCOMP, which have no generic error; non-errors become Success. AUTH has no error
+/// code at all (refuse authentication with DISCONNECT), so an error there is sent unchanged.
+fn v5_code(kind: PacketType, code: ReasonCode) -> u8 {
+    if code.allowed_in(kind) {
+        return code.as_u8();
+    }
+    let fallback = if !code.is_error() {
+        ReasonCode::Success
+    } else if ReasonCode::UnspecifiedError.allowed_in(kind) {
+        ReasonCode::UnspecifiedError
+    } else if matches!(kind, PacketType::Pubrel | PacketType::Pubcomp) {
+        ReasonCode::PacketIdentifierNotFound
+    } else {
+        code
+    };
+    fallback.as_u8()
 }
 
 /// Write the fixed header for a body of `size` bytes; false (nothing written) if invalid.
@@ -58,7 +79,7 @@ fn header(out: &mut BytesMut, byte0: u8, size: Size) -> bool {
         return false;
     }
     let (b, n) = varint_bytes(len32);
-    out.reserve(1 + n + len);
+    out.reserve(len.saturating_add(n).saturating_add(1));
     out.put_u8(byte0);
     out.put_slice(b.get(..n).unwrap_or(&[]));
     true
@@ -86,10 +107,11 @@ pub fn encode_connack(
     props: &[u8],
 ) {
     if v.is_v5() {
-        let sp = session_present && !code.is_error();
+        let code = v5_code(PacketType::Connack, code);
+        let sp = session_present && code == 0;
         if header(out, 0x20, Size::new().add(2).props(props)) {
             out.put_u8(u8::from(sp));
-            out.put_u8(code.as_u8());
+            out.put_u8(code);
             put_props(out, props);
         }
     } else {
@@ -116,16 +138,17 @@ pub fn encode_ack(
         PacketType::Pubcomp => 0x70,
         _ => return,
     };
-    if !v.is_v5() || (reason == ReasonCode::Success && props.is_empty()) {
+    let reason = v5_code(kind, reason);
+    if !v.is_v5() || (reason == 0 && props.is_empty()) {
         out.put_slice(&[byte0, 0x02]);
         out.put_u16(packet_id);
     } else if props.is_empty() {
         out.put_slice(&[byte0, 0x03]);
         out.put_u16(packet_id);
-        out.put_u8(reason.as_u8());
+        out.put_u8(reason);
     } else if header(out, byte0, Size::new().add(3).props(props)) {
         out.put_u16(packet_id);
-        out.put_u8(reason.as_u8());
+        out.put_u8(reason);
         put_props(out, props);
     }
 }
@@ -181,22 +204,24 @@ pub fn encode_pingreq(out: &mut BytesMut) {
 
 /// DISCONNECT. 3.1.x: always `E0 00`. v5: shortest form for the reason and properties.
 pub fn encode_disconnect(out: &mut BytesMut, v: ProtocolVersion, reason: ReasonCode, props: &[u8]) {
-    if !v.is_v5() || (reason == ReasonCode::Success && props.is_empty()) {
+    let reason = v5_code(PacketType::Disconnect, reason);
+    if !v.is_v5() || (reason == 0 && props.is_empty()) {
         out.put_slice(&[0xE0, 0x00]);
     } else if props.is_empty() {
-        out.put_slice(&[0xE0, 0x01, reason.as_u8()]);
+        out.put_slice(&[0xE0, 0x01, reason]);
     } else if header(out, 0xE0, Size::new().add(1).props(props)) {
-        out.put_u8(reason.as_u8());
+        out.put_u8(reason);
         put_props(out, props);
     }
 }
 
 /// AUTH (v5 only). Success without properties uses the 2-byte form.
 pub fn encode_auth(out: &mut BytesMut, reason: ReasonCode, props: &[u8]) {
-    if reason == ReasonCode::Success && props.is_empty() {
+    let reason = v5_code(PacketType::Auth, reason);
+    if reason == 0 && props.is_empty() {
         out.put_slice(&[0xF0, 0x00]);
     } else if header(out, 0xF0, Size::new().add(1).props(props)) {
-        out.put_u8(reason.as_u8());
+        out.put_u8(reason);
         put_props(out, props);
     }
 }

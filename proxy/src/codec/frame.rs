@@ -46,27 +46,31 @@ pub(crate) fn parse_fixed_header(buf: &[u8], max: usize) -> Result<Option<FixedH
     let Some(packet_type) = PacketType::from_nibble(first >> 4) else {
         return malformed("reserved packet type 0");
     };
+    // Saturating/checked arithmetic throughout: the values are tiny (<= 2^28), but the codec
+    // denies unchecked arithmetic so a future change cannot introduce a wrap.
     let mut value: usize = 0;
-    for i in 0..4usize {
-        let Some(&b) = buf.get(1 + i) else {
+    let mut shift: u32 = 0;
+    for idx in 1..=4usize {
+        let Some(&b) = buf.get(idx) else {
             // Even before the length is complete, a continuation bit already implies a lower
-            // bound (minimal encoding => the next byte is non-zero): refuse early.
-            if i > 0 {
-                let lower = value + (1usize << (7 * i));
-                let total = lower + 1 + i + 1;
+            // bound (minimal encoding => a later byte is non-zero): refuse early.
+            if idx > 1 {
+                let lower = value.saturating_add(1usize.checked_shl(shift).unwrap_or(usize::MAX));
+                let total = lower.saturating_add(idx).saturating_add(1);
                 if total > max {
                     return Err(CodecError::TooLarge { size: total, max });
                 }
             }
             return Ok(None);
         };
-        value |= usize::from(b & 0x7F) << (7 * i);
+        value |= usize::from(b & 0x7F).checked_shl(shift).unwrap_or(0);
+        shift = shift.saturating_add(7);
         if b & 0x80 == 0 {
-            if i > 0 && b == 0 {
+            if idx > 1 && b == 0 {
                 return malformed("non-minimal remaining length");
             }
-            let header_len = 2 + i;
-            let total = header_len + value;
+            let header_len = idx.saturating_add(1);
+            let total = header_len.saturating_add(value);
             if total > max {
                 return Err(CodecError::TooLarge { size: total, max });
             }
@@ -90,7 +94,7 @@ pub fn split_frame(buf: &mut BytesMut, max_packet_size: usize) -> Result<Split, 
     let Some(h) = parse_fixed_header(buf, max_packet_size)? else {
         return Ok(Split::Incomplete);
     };
-    let total = h.header_len + h.remaining;
+    let total = h.header_len.saturating_add(h.remaining);
     if buf.len() < total {
         return Ok(Split::Incomplete);
     }
@@ -110,7 +114,7 @@ impl Frame {
         let Some(h) = parse_fixed_header(&bytes, usize::MAX)? else {
             return malformed("incomplete packet");
         };
-        if h.header_len + h.remaining != bytes.len() {
+        if h.header_len.saturating_add(h.remaining) != bytes.len() {
             return malformed("buffer is not exactly one packet");
         }
         Ok(Frame {

@@ -5,6 +5,22 @@
 //! So it accepts exactly one spelling of each packet: minimal lengths, no trailing bytes,
 //! reserved bits zero, every property checked against the spec's table. It never panics on
 //! input and decodes PUBLISH without allocating.
+//!
+//! The lints below make "no panic reachable from input" mechanical outside tests: no
+//! `unwrap`/`expect`/`panic!`, no slice indexing (every access goes through `get` or the
+//! bounds-checked `Reader`), no unchecked arithmetic that could wrap on hostile lengths.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 mod ack;
 mod auth_disconnect;

@@ -58,7 +58,7 @@ pub(crate) fn decode_publish(frame: &Frame, version: ProtocolVersion) -> Result<
     if !(topic.is_empty() && version.is_v5() && properties.topic_alias().is_some()) {
         validate_topic_name(topic)?;
     }
-    let start = frame.header_len() + r.pos();
+    let start = frame.header_len().saturating_add(r.pos());
     let payload = if start < frame.len() {
         frame.bytes().slice(start..)
     } else {

@@ -66,7 +66,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn u8(&mut self) -> Result<u8, CodecError> {
         match self.buf.get(self.pos) {
             Some(&b) => {
-                self.pos += 1;
+                self.pos = self.pos.saturating_add(1);
                 Ok(b)
             }
             None => malformed("field runs past end of packet"),
@@ -93,9 +93,11 @@ impl<'a> Reader<'a> {
     /// is a second spelling of the same value, which a strict peer may read differently).
     pub(crate) fn varint(&mut self) -> Result<u32, CodecError> {
         let mut value: u32 = 0;
+        let mut shift: u32 = 0;
         for i in 0..4u32 {
             let b = self.u8()?;
-            value |= u32::from(b & 0x7F) << (7 * i);
+            value |= u32::from(b & 0x7F).checked_shl(shift).unwrap_or(0);
+            shift = shift.saturating_add(7);
             if b & 0x80 == 0 {
                 if i > 0 && b == 0 {
                     return malformed("non-minimal variable byte integer");
@@ -132,7 +134,7 @@ pub(crate) fn check_utf8(raw: &[u8]) -> Result<&str, CodecError> {
 /// bytes used. Values above VARINT_MAX are truncated to 4 bytes, so callers check first.
 pub(crate) fn varint_bytes(mut v: u32) -> ([u8; 4], usize) {
     let mut out = [0u8; 4];
-    let mut n = 0;
+    let mut n: usize = 0;
     for slot in out.iter_mut() {
         let mut b = (v & 0x7F) as u8;
         v >>= 7;
@@ -140,7 +142,7 @@ pub(crate) fn varint_bytes(mut v: u32) -> ([u8; 4], usize) {
             b |= 0x80;
         }
         *slot = b;
-        n += 1;
+        n = n.saturating_add(1);
         if v == 0 {
             break;
         }

@@ -192,7 +192,7 @@ pub(crate) fn decode_subscribe(body: &[u8], version: ProtocolVersion) -> Result<
             // MQTT-3.8.3-4.
             return protocol("no local on a shared subscription");
         }
-        count += 1;
+        count = count.saturating_add(1);
     }
     if count == 0 {
         return protocol("SUBSCRIBE without topic filters");
@@ -220,7 +220,7 @@ pub(crate) fn decode_unsubscribe(
     let mut count = 0usize;
     while !r.is_empty() {
         validate_topic_filter(r.utf8()?)?;
-        count += 1;
+        count = count.saturating_add(1);
     }
     if count == 0 {
         return protocol("UNSUBSCRIBE without topic filters");

@@ -38,6 +38,14 @@ pub struct DirectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenyLabels {
+    /// Enforcement point: `connect`, `publish`, `subscribe`, `deliver`.
+    pub point: &'static str,
+    /// The filter's deny label (`acl`, `banned`, …).
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -133,6 +141,7 @@ pub struct Metrics {
     pub upstream_connect_failures: Counter,
     pub upstream_connect_seconds: Histogram,
     protocol_errors: Family<KindLabels, Counter>,
+    denials: Family<DenyLabels, Counter>,
     pub config_reload_failures: Counter,
 }
 
@@ -173,6 +182,12 @@ impl Metrics {
             "Protocol violations by kind",
             protocol_errors.clone(),
         );
+        let denials = Family::<DenyLabels, Counter>::default();
+        registry.register(
+            "denials",
+            "Packets or connections refused by a policy filter",
+            denials.clone(),
+        );
         let config_reload_failures = Counter::default();
         registry.register(
             "config_reload_failures",
@@ -207,6 +222,7 @@ impl Metrics {
             upstream_connect_failures,
             upstream_connect_seconds,
             protocol_errors,
+            denials,
             config_reload_failures,
         })
     }
@@ -229,6 +245,10 @@ impl Metrics {
 
     pub fn protocol_error(&self, kind: &'static str) {
         self.protocol_errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    pub fn denied(&self, point: &'static str, reason: &'static str) {
+        self.denials.get_or_create(&DenyLabels { point, reason }).inc();
     }
 
     /// Prometheus text exposition.

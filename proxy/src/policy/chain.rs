@@ -1,17 +1,18 @@
-//! An ordered list of filters: the first denial wins, so cheap and decisive filters go first.
+//! Ordered lists of filters: the first denial wins, so cheap and decisive filters go first.
 
 use std::sync::Arc;
 
-use super::{Filter, PeerInfo, SessionInfo, Verdict};
+use super::{Deny, Filter, PeerInfo, SessionFilter, SessionInfo, Verdict};
 use crate::codec::{Connect, Publish, SubscriptionOptions};
 
+/// The process-wide filters, in order.
 #[derive(Clone, Default)]
 pub struct Chain {
     filters: Vec<Arc<dyn Filter>>,
 }
 
-/// The filter every chain starts from until policies are configured: moat then behaves as a
-/// strict, transparent TLS front end.
+/// The filter every chain holds when no policy is configured: moat then behaves as a strict,
+/// transparent TLS front end.
 pub struct AllowAll;
 
 impl Filter for AllowAll {
@@ -20,15 +21,14 @@ impl Filter for AllowAll {
     }
 }
 
-macro_rules! run_hooks {
-    ($self:ident, $hook:ident ( $($arg:expr),* )) => {{
-        for f in &$self.filters {
-            if let v @ Verdict::Deny(_) = f.$hook($($arg),*) {
-                return v;
-            }
+/// Returns the first denial of `hooks`, in order.
+fn first_deny(hooks: impl Iterator<Item = Verdict>) -> Verdict {
+    for v in hooks {
+        if let Verdict::Deny(_) = v {
+            return v;
         }
-        Verdict::Allow
-    }};
+    }
+    Verdict::Allow
 }
 
 impl Chain {
@@ -41,22 +41,41 @@ impl Chain {
     }
 
     pub fn on_accept(&self, peer: &PeerInfo) -> Verdict {
-        run_hooks!(self, on_accept(peer))
+        first_deny(self.filters.iter().map(|f| f.on_accept(peer)))
     }
 
     pub fn on_connect(&self, peer: &PeerInfo, connect: &Connect<'_>) -> Verdict {
-        run_hooks!(self, on_connect(peer, connect))
+        first_deny(self.filters.iter().map(|f| f.on_connect(peer, connect)))
     }
 
-    pub fn on_publish(&self, s: &SessionInfo, topic: &str, p: &Publish<'_>) -> Verdict {
-        run_hooks!(self, on_publish(s, topic, p))
+    /// Starts every filter's per-session part; the first refusal wins.
+    pub fn start_session(&self, session: &SessionInfo, connect: &Connect<'_>) -> Result<SessionChain, Deny> {
+        let mut filters = Vec::new();
+        for f in &self.filters {
+            if let Some(s) = f.start_session(session, connect)? {
+                filters.push(s);
+            }
+        }
+        Ok(SessionChain { filters })
+    }
+}
+
+/// The per-session filters of one connection, in chain order.
+#[derive(Default)]
+pub struct SessionChain {
+    filters: Vec<Box<dyn SessionFilter>>,
+}
+
+impl SessionChain {
+    pub fn on_publish(&mut self, s: &SessionInfo, topic: &str, p: &Publish<'_>) -> Verdict {
+        first_deny(self.filters.iter_mut().map(|f| f.on_publish(s, topic, p)))
     }
 
-    pub fn on_subscribe(&self, s: &SessionInfo, filter: &str, o: SubscriptionOptions) -> Verdict {
-        run_hooks!(self, on_subscribe(s, filter, o))
+    pub fn on_subscribe(&mut self, s: &SessionInfo, filter: &str, o: SubscriptionOptions) -> Verdict {
+        first_deny(self.filters.iter_mut().map(|f| f.on_subscribe(s, filter, o)))
     }
 
-    pub fn on_deliver(&self, s: &SessionInfo, topic: &str, p: &Publish<'_>) -> Verdict {
-        run_hooks!(self, on_deliver(s, topic, p))
+    pub fn on_deliver(&mut self, s: &SessionInfo, topic: &str, p: &Publish<'_>) -> Verdict {
+        first_deny(self.filters.iter_mut().map(|f| f.on_deliver(s, topic, p)))
     }
 }

@@ -1,11 +1,15 @@
-//! The policy seam: every policy (authn, acl, bans, limits…) is a [`Filter`] whose hooks return a
-//! [`Verdict`]. The session runs the [`Chain`] at each enforcement point and turns a denial into the
-//! right MQTT answer for the client's protocol version; filters never touch sockets or bytes.
+//! The policy seam. Every policy (bans, limits, authn, ACL…) is a [`Filter`]: global hooks run
+//! before the client is known (`on_accept`, `on_connect`), and [`Filter::start_session`] may hand the
+//! session a [`SessionFilter`] holding per-client state compiled once at CONNECT (e.g. an ACL with
+//! the client's placeholders expanded), whose hooks run per packet. Hooks return a [`Verdict`]; the
+//! session turns a denial into the right MQTT answer for the client's protocol version. Filters
+//! never touch sockets or bytes.
 
 mod chain;
 
-pub use chain::{AllowAll, Chain};
+pub use chain::{AllowAll, Chain, SessionChain};
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,10 +18,13 @@ use crate::codec::{Connect, ProtocolVersion, Publish, ReasonCode, SubscriptionOp
 /// Why something was denied: the MQTT answer and the metric label travel together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deny {
-    /// v5 reason code; its 3.1.1 equivalent comes from [`ReasonCode::connack_v3`].
+    /// v5 reason code; its 3.1.1 equivalent comes from [`ReasonCode::connack_v3`] (CONNACK) or
+    /// the packet's own failure form (SUBACK 0x80, a plain PUBACK).
     pub reason: ReasonCode,
     /// Low-cardinality label for metrics and logs (`"acl"`, `"banned"`, …).
     pub label: &'static str,
+    /// Close the connection instead of answering the one packet (ACL `deny_action: disconnect`).
+    pub disconnect: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +35,11 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn deny(reason: ReasonCode, label: &'static str) -> Self {
-        Verdict::Deny(Deny { reason, label })
+        Verdict::Deny(Deny {
+            reason,
+            label,
+            disconnect: false,
+        })
     }
 }
 
@@ -37,8 +48,28 @@ impl Verdict {
 pub struct PeerInfo {
     pub peer: SocketAddr,
     pub listener: Arc<str>,
-    /// Whether the client presented a certificate that the TLS layer verified.
-    pub client_cert_verified: bool,
+    /// The client certificate chain the TLS layer verified (leaf first), if any.
+    pub client_certs: Option<Arc<[rustls_pki_types::CertificateDer<'static>]>>,
+}
+
+impl PeerInfo {
+    pub fn client_cert_verified(&self) -> bool {
+        self.client_certs.as_ref().is_some_and(|c| !c.is_empty())
+    }
+}
+
+/// Who the client is once authentication has decided. Filled from the credential, not from what
+/// the client claims (trap 5), except where no authenticator says otherwise.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    pub username: Option<String>,
+    pub client_id: String,
+    pub cert_cn: Option<String>,
+    pub groups: Vec<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub superuser: bool,
+    /// Which authenticator admitted the client (for logs).
+    pub authenticator: &'static str,
 }
 
 /// What is known once CONNECT has been accepted; handed to every later hook.
@@ -46,13 +77,13 @@ pub struct PeerInfo {
 pub struct SessionInfo {
     pub peer: PeerInfo,
     pub version: ProtocolVersion,
-    pub client_id: String,
-    pub username: Option<String>,
+    pub identity: Identity,
 }
 
-/// A policy with hooks at each enforcement point. Every hook defaults to allow, so a filter
-/// implements only the points it cares about. Hooks are synchronous and must not block: a policy
-/// that needs I/O keeps its own cache and is refreshed in the background.
+/// A policy with global hooks. Every hook defaults to allow, so a filter implements only the
+/// points it cares about. Hooks are synchronous and must not block: a policy that needs I/O keeps
+/// its own cache and refreshes it in the background (authentication, which may call out, is not a
+/// filter but its own async step between `on_connect` and `start_session`).
 pub trait Filter: Send + Sync + 'static {
     /// Name for logs.
     fn name(&self) -> &'static str;
@@ -62,23 +93,41 @@ pub trait Filter: Send + Sync + 'static {
         Verdict::Allow
     }
 
-    /// After CONNECT is parsed and before anything reaches the broker.
+    /// After CONNECT is parsed, before authentication and before anything reaches the broker.
     fn on_connect(&self, _peer: &PeerInfo, _connect: &Connect<'_>) -> Verdict {
         Verdict::Allow
     }
 
+    /// After authentication: compile per-client state, check the Will (`connect` still carries it),
+    /// or refuse the session.
+    fn start_session(
+        &self,
+        _session: &SessionInfo,
+        _connect: &Connect<'_>,
+    ) -> Result<Option<Box<dyn SessionFilter>>, Deny> {
+        Ok(None)
+    }
+}
+
+/// Per-session hooks of a filter, holding state compiled for one client.
+pub trait SessionFilter: Send + 'static {
     /// A client PUBLISH, with its topic already resolved from any topic alias.
-    fn on_publish(&self, _session: &SessionInfo, _topic: &str, _publish: &Publish<'_>) -> Verdict {
+    fn on_publish(&mut self, _session: &SessionInfo, _topic: &str, _publish: &Publish<'_>) -> Verdict {
         Verdict::Allow
     }
 
-    /// One filter of a client SUBSCRIBE.
-    fn on_subscribe(&self, _session: &SessionInfo, _filter: &str, _options: SubscriptionOptions) -> Verdict {
+    /// One filter of a client SUBSCRIBE (possibly `$share/…`).
+    fn on_subscribe(
+        &mut self,
+        _session: &SessionInfo,
+        _filter: &str,
+        _options: SubscriptionOptions,
+    ) -> Verdict {
         Verdict::Allow
     }
 
     /// A PUBLISH from the broker about to be delivered to the client.
-    fn on_deliver(&self, _session: &SessionInfo, _topic: &str, _publish: &Publish<'_>) -> Verdict {
+    fn on_deliver(&mut self, _session: &SessionInfo, _topic: &str, _publish: &Publish<'_>) -> Verdict {
         Verdict::Allow
     }
 }

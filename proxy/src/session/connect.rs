@@ -16,7 +16,7 @@ use super::rewrite;
 use super::{Context, READ_CHUNK};
 use crate::codec::{encode_connack, CodecError, Packet, PacketType, ProtocolVersion, ReasonCode};
 use crate::metrics::{ConnResult, Direction};
-use crate::policy::{PeerInfo, SessionInfo, Verdict};
+use crate::policy::{Identity, PeerInfo, SessionInfo, Verdict};
 use crate::transport::upstream;
 use crate::util::escape;
 
@@ -138,14 +138,32 @@ where
     let session = SessionInfo {
         peer: peer.clone(),
         version,
-        client_id: connect.client_id.to_string(),
-        username: connect.username.map(str::to_string),
+        identity: Identity {
+            username: connect.username.map(str::to_string),
+            client_id: connect.client_id.to_string(),
+            authenticator: "none",
+            ..Identity::default()
+        },
+    };
+    let filters = match ctx.chain.start_session(&session, &connect) {
+        Ok(f) => f,
+        Err(deny) => {
+            info!(reason = deny.label, "session refused");
+            refuse(&mut client, version, deny.reason).await;
+            return Err(ConnResult::Denied);
+        }
     };
     let keep_alive = connect.keep_alive;
     let connect_bytes = rewrite::connect_for_broker(&connect, ctx.limits.max_packet_size)
         .unwrap_or_else(|| frame.bytes().clone());
     debug!(version = version.level(), "CONNECT accepted, relaying");
-    let relay = Relay::new(ctx.clone(), session, keep_alive);
+    // The broker may use at most this many aliases toward the client (CONNECT is clamped to it).
+    let client_alias_max = connect
+        .properties
+        .topic_alias_maximum()
+        .unwrap_or(0)
+        .min(super::alias::MAX_ALIASES);
+    let relay = Relay::new(ctx.clone(), session, filters, keep_alive, client_alias_max);
     Ok(Accepted {
         client,
         upstream,

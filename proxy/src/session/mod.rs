@@ -2,8 +2,12 @@
 //! must be a valid CONNECT, the policy chain decides, only then is the broker dialed) and the relay
 //! loop that passes every frame in both directions through the filters.
 
+mod alias;
+mod broker;
+mod client;
 mod connect;
 mod io;
+mod pending;
 mod relay;
 mod rewrite;
 

@@ -3,28 +3,41 @@
 //! `limits.max_packet_size` applies in both directions. MQTT 5 lets each side announce the largest
 //! packet it accepts, so moat announces its limit instead of silently cutting off peers that were
 //! never told: the broker learns it from CONNECT (and then drops larger messages for this client,
-//! as the spec requires, instead of sending them), the client learns it from CONNACK.
+//! as the spec requires, instead of sending them), the client learns it from CONNACK. The same
+//! packets carry each side's Topic Alias Maximum, which moat lowers to what its alias maps hold.
 
 use bytes::{Bytes, BytesMut};
+
+use super::alias::MAX_ALIASES;
 
 use crate::codec::{
     encode_connack, encode_connect, Connack, Connect, Properties, PropertiesBuilder, Property,
     ProtocolVersion, ReasonCode,
 };
 
-/// The property block with Maximum Packet Size lowered to `limit`, or `None` when the peer's
-/// announced value already fits (the packet is then forwarded unchanged).
-fn clamp_maximum_packet_size(props: &Properties<'_>, limit: u32) -> Option<PropertiesBuilder> {
-    if props.maximum_packet_size().is_some_and(|m| m <= limit) {
+/// The property block with Maximum Packet Size lowered to `limit` and Topic Alias Maximum lowered
+/// to [`MAX_ALIASES`], or `None` when the peer's announced values already fit (the packet is then
+/// forwarded unchanged).
+fn clamp_limits(props: &Properties<'_>, limit: u32) -> Option<PropertiesBuilder> {
+    let size_fits = props.maximum_packet_size().is_some_and(|m| m <= limit);
+    let aliases_fit = props.topic_alias_maximum().is_none_or(|m| m <= MAX_ALIASES);
+    if size_fits && aliases_fit {
         return None;
     }
     let mut out = PropertiesBuilder::new();
     for p in props.iter() {
-        if !matches!(p, Property::MaximumPacketSize(_)) {
-            out.push(p);
+        match p {
+            Property::MaximumPacketSize(_) => {}
+            Property::TopicAliasMaximum(m) => {
+                out.push(Property::TopicAliasMaximum(m.min(MAX_ALIASES)));
+            }
+            other => {
+                out.push(other);
+            }
         }
     }
-    out.push(Property::MaximumPacketSize(limit));
+    let size = props.maximum_packet_size().map_or(limit, |m| m.min(limit));
+    out.push(Property::MaximumPacketSize(size));
     Some(out)
 }
 
@@ -37,7 +50,7 @@ pub(crate) fn connect_for_broker(c: &Connect<'_>, max_packet_size: usize) -> Opt
     if c.version != ProtocolVersion::V5 {
         return None;
     }
-    let props = clamp_maximum_packet_size(&c.properties, limit_u32(max_packet_size))?;
+    let props = clamp_limits(&c.properties, limit_u32(max_packet_size))?;
     let properties = Properties::from_raw(props.as_bytes()).ok()?;
     let rewritten = Connect {
         properties,
@@ -51,7 +64,7 @@ pub(crate) fn connect_for_broker(c: &Connect<'_>, max_packet_size: usize) -> Opt
 /// A v5 CONNACK re-encoded with moat's Maximum Packet Size, when it must change. `None` also when
 /// the broker's reason code is unknown (the caller treats that as a broker error).
 pub(crate) fn connack_for_client(c: &Connack<'_>, max_packet_size: usize) -> Option<BytesMut> {
-    let props = clamp_maximum_packet_size(&c.properties, limit_u32(max_packet_size))?;
+    let props = clamp_limits(&c.properties, limit_u32(max_packet_size))?;
     let code = ReasonCode::from_u8(c.code)?;
     let mut out = BytesMut::new();
     encode_connack(
@@ -142,6 +155,23 @@ mod tests {
             assert_eq!(c.code, 0);
             assert_eq!(c.properties.maximum_packet_size(), Some(1 << 20));
             assert_eq!(c.properties.topic_alias_maximum(), Some(10));
+        });
+    }
+
+    #[test]
+    fn topic_alias_maximum_is_lowered_to_what_moat_tracks() {
+        // CONNACK v5: success, props: maximum packet size 1000, topic alias maximum 65535.
+        let connack = [0x20, 11, 0x00, 0x00, 8, 0x27, 0, 0, 0x03, 0xE8, 0x22, 0xFF, 0xFF];
+        let mut rewritten = None;
+        decode_one(&connack, ProtocolVersion::V5, |p| {
+            let Packet::Connack(c) = p else { panic!("connack") };
+            rewritten = connack_for_client(&c, 1 << 20);
+        });
+        decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
+            let Packet::Connack(c) = p else { panic!("connack") };
+            assert_eq!(c.properties.topic_alias_maximum(), Some(MAX_ALIASES));
+            // The broker's smaller packet limit stands.
+            assert_eq!(c.properties.maximum_packet_size(), Some(1000));
         });
     }
 }

@@ -95,7 +95,7 @@ impl Listener {
             let info = PeerInfo {
                 peer,
                 listener: self.name.clone(),
-                client_cert_verified: false,
+                client_certs: None,
             };
             if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
                 debug!(%peer, reason = d.label, "refused before TLS");
@@ -135,11 +135,7 @@ async fn handle(
             };
             match stream {
                 Ok(Ok(stream)) => {
-                    info.client_cert_verified = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .is_some_and(|c| !c.is_empty());
+                    info.client_certs = stream.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
                     session::run(stream, info, ctx).await
                 }
                 Ok(Err(e)) => {
