@@ -12,7 +12,9 @@ use tracing::{info, warn};
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::policy::Chain;
+use crate::policy::acl_filter::AclFilter;
+use crate::policy::authn::AuthChain;
+use crate::policy::{Chain, Filter};
 use crate::session::Context;
 use crate::transport::{self, Listener};
 
@@ -39,17 +41,26 @@ impl Server {
     /// Binds every listener and the admin API; fails before serving anything if one cannot bind.
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
         let metrics = Metrics::new();
+        let mut filters: Vec<Arc<dyn Filter>> = Vec::new();
+        if let Some(rules) = &config.acl {
+            filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone())));
+        }
+        let chain = if filters.is_empty() { Chain::allow_all() } else { Chain::new(filters) };
         let ctx = Arc::new(Context {
             upstream: config.upstream.clone(),
             timeouts: config.timeouts,
             limits: config.limits,
-            chain: Chain::allow_all(),
+            chain,
+            broker_identity: config.broker_identity,
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
         });
         let mut listeners = Vec::new();
+        let pool = AuthChain::verification_pool();
         for l in &config.listeners {
-            listeners.push(transport::bind(l).await?);
+            let authenticators =
+                l.authentication.iter().filter_map(|&i| config.authenticators.get(i)).map(|(_, a)| a.clone()).collect();
+            listeners.push(transport::bind(l, AuthChain::new(authenticators, pool.clone())).await?);
         }
         let admin = TcpListener::bind(config.admin.bind)
             .await

@@ -3,6 +3,7 @@
 mod duration;
 mod error;
 mod model;
+mod policies;
 mod raw;
 mod validate;
 

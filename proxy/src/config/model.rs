@@ -3,11 +3,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-#[derive(Debug)]
+use crate::policy::acl::RuleSet;
+use crate::policy::authn::Authenticator;
+
 pub struct Config {
     /// The file this was loaded from (for messages and reload).
     pub source: PathBuf,
@@ -17,6 +20,27 @@ pub struct Config {
     pub limits: Limits,
     pub admin: AdminConfig,
     pub log_format: LogFormat,
+    /// Every configured authenticator, by name, in file order.
+    pub authenticators: Vec<(String, Arc<Authenticator>)>,
+    /// The topic ACL, when `authorization.acl` is set.
+    pub acl: Option<Arc<RuleSet>>,
+    pub broker_identity: BrokerIdentity,
+}
+
+/// What the broker is told about the client in the forwarded CONNECT (trap 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokerIdentity {
+    /// `true`: the username the authenticator verified (none for anonymous clients);
+    /// `false`: the username the client sent.
+    pub verified_username: bool,
+    /// Forward the client's password to the broker (default: dropped).
+    pub keep_password: bool,
+}
+
+impl Default for BrokerIdentity {
+    fn default() -> Self {
+        Self { verified_username: true, keep_password: false }
+    }
 }
 
 #[derive(Debug)]
@@ -25,6 +49,8 @@ pub struct ListenerConfig {
     pub bind: SocketAddr,
     /// `None` means plaintext, which the config had to ask for explicitly.
     pub tls: Option<TlsConfig>,
+    /// Indexes into [`Config::authenticators`], in chain order.
+    pub authentication: Vec<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

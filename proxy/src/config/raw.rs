@@ -20,6 +20,43 @@ pub(crate) struct RawConfig {
     pub admin: Option<RawAdmin>,
     #[serde(default)]
     pub log_format: Option<S<String>>,
+    #[serde(default)]
+    pub authentication: Option<S<Vec<RawAuthenticator>>>,
+    #[serde(default)]
+    pub authorization: Option<RawAuthorization>,
+    #[serde(default)]
+    pub broker_identity: Option<RawBrokerIdentity>,
+}
+
+/// One authenticator; which keys apply depends on `type` (checked in validation).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthenticator {
+    pub name: S<String>,
+    pub r#type: S<String>,
+    #[serde(default)]
+    pub path: Option<S<String>>,
+    #[serde(default)]
+    pub username_from: Option<S<String>>,
+    #[serde(default)]
+    pub clientid_from: Option<S<String>>,
+    #[serde(default)]
+    pub require_clientid_match: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthorization {
+    pub acl: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBrokerIdentity {
+    #[serde(default)]
+    pub username: Option<S<String>>,
+    #[serde(default)]
+    pub password: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -33,6 +70,8 @@ pub(crate) struct RawListener {
     pub plaintext: Option<S<bool>>,
     #[serde(default)]
     pub allow_insecure: Option<S<bool>>,
+    #[serde(default)]
+    pub authentication: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

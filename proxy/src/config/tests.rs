@@ -4,8 +4,15 @@ use std::path::Path;
 
 use super::*;
 
+/// Appended to test configs that are about something else: an explicit anonymous authenticator.
+const ANON: &str = "authentication:\n  - name: anon\n    type: anonymous\n";
+
 fn load_text(text: &str) -> Result<Config, ConfigError> {
     from_str(text, Path::new("/nonexistent/moat.yaml"))
+}
+
+fn with_anon(text: &str) -> String {
+    format!("{text}{ANON}")
 }
 
 fn issues(text: &str) -> Vec<ConfigIssue> {
@@ -17,7 +24,7 @@ fn issues(text: &str) -> Vec<ConfigIssue> {
 
 #[test]
 fn plaintext_loopback_listener_with_defaults() {
-    let c = load_text("listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n")
+    let c = load_text(&with_anon("listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n"))
         .expect("valid");
     assert_eq!(c.listeners.len(), 1);
     assert!(c.listeners[0].tls.is_none());
@@ -45,12 +52,12 @@ fn plaintext_must_be_explicit() {
 
 #[test]
 fn plaintext_on_public_address_needs_allow_insecure() {
-    let found = issues("listeners:\n  - name: x\n    bind: \"0.0.0.0:1884\"\n    plaintext: true\n");
+    let found = issues(&with_anon("listeners:\n  - name: x\n    bind: \"0.0.0.0:1884\"\n    plaintext: true\n"));
     assert_eq!(found[0].key, "listeners[0].bind");
     assert_eq!(found[0].line, 3);
-    let ok = load_text(
+    let ok = load_text(&with_anon(
         "listeners:\n  - name: x\n    bind: \"0.0.0.0:1884\"\n    plaintext: true\n    allow_insecure: true\n",
-    );
+    ));
     assert!(ok.is_ok());
 }
 
@@ -107,4 +114,32 @@ fn key_errors_never_echo_file_contents() {
     let all = found.to_string();
     assert!(!all.contains("SECRET"), "{all}");
     assert!(all.contains("tls.key"), "{all}");
+}
+
+#[test]
+fn listener_without_authenticator_is_refused() {
+    let found = issues("listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "listeners[0].authentication");
+}
+
+#[test]
+fn listener_chain_names_must_exist_and_keys_must_fit_the_type() {
+    let text = "listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n    authentication: [anon, nope]\n\
+                authentication:\n  - name: anon\n    type: anonymous\n    path: users.yaml\n  - name: certs\n    type: x509\n    username_from: serial\n";
+    let found = issues(text);
+    let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+    assert!(keys.contains(&"listeners[0].authentication"), "{keys:?}");
+    assert!(keys.contains(&"authentication[0].path"), "{keys:?}");
+    assert!(keys.contains(&"authentication[1].username_from"), "{keys:?}");
+}
+
+#[test]
+fn missing_policy_files_are_reported() {
+    let text = "listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n\
+                authentication:\n  - name: users\n    type: password_file\n    path: nope.yaml\nauthorization:\n  acl: nope-acl.yaml\n";
+    let found = issues(text);
+    let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+    assert!(keys.contains(&"authorization.acl"), "{keys:?}");
+    assert!(found.iter().any(|i| i.file.ends_with("nope.yaml")), "{found:?}");
 }

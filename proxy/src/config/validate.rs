@@ -14,6 +14,12 @@ use super::raw::*;
 
 pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Option<Config> {
     let base = source.parent().map(Path::to_path_buf).unwrap_or_default();
+    let authenticators = match raw.authentication {
+        Some(list) => super::policies::authenticators(list.value, &base, issues),
+        None => Vec::new(),
+    };
+    let acl = raw.authorization.and_then(|a| super::policies::acl(&a.acl, &base, issues));
+    let broker_identity = super::policies::broker_identity(raw.broker_identity, issues);
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(
@@ -25,7 +31,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
     let mut names = std::collections::HashSet::new();
     for (i, l) in raw.listeners.value.into_iter().enumerate() {
         let key = format!("listeners[{i}]");
-        if let Some(compiled) = listener(l, &key, &base, issues) {
+        if let Some(compiled) = listener(l, &key, &base, &authenticators, issues) {
             if !names.insert(compiled.name.clone()) {
                 issues.push(
                     0,
@@ -107,10 +113,29 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         limits: Limits { max_packet_size },
         admin: AdminConfig { bind: admin_bind? },
         log_format,
+        authenticators,
+        acl,
+        broker_identity,
     })
 }
 
-fn listener(l: RawListener, key: &str, base: &Path, issues: &mut Issues) -> Option<ListenerConfig> {
+fn listener(
+    l: RawListener,
+    key: &str,
+    base: &Path,
+    authenticators: &[(String, std::sync::Arc<crate::policy::authn::Authenticator>)],
+    issues: &mut Issues,
+) -> Option<ListenerConfig> {
+    let auth_line = l.authentication.as_ref().map_or(l.bind.referenced.line(), |a| a.referenced.line());
+    let authentication = super::policies::listener_chain(l.authentication, key, authenticators, issues);
+    if authentication.is_empty() {
+        issues.push(
+            auth_line,
+            format!("{key}.authentication"),
+            "no authenticator applies to this listener, so every client would be refused; \
+             configure `authentication` (add `type: anonymous` to allow anonymous clients explicitly)",
+        );
+    }
     if l.name.value.is_empty()
         || !l
             .name
@@ -158,11 +183,7 @@ fn listener(l: RawListener, key: &str, base: &Path, issues: &mut Issues) -> Opti
         }
         (Some(t), false) => tls(t, &format!("{key}.tls"), base, issues),
     };
-    Some(ListenerConfig {
-        name: l.name.value,
-        bind: bind?,
-        tls,
-    })
+    Some(ListenerConfig { name: l.name.value, bind: bind?, tls, authentication })
 }
 
 fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConfig> {

@@ -35,9 +35,21 @@ pub fn dev_config_yaml(listen: SocketAddr, admin: SocketAddr, upstream: &str) ->
          upstream:\n\
          \x20 address: \"{upstream}\"\n\
          admin:\n\
-         \x20 bind: \"{admin}\"\n"
+         \x20 bind: \"{admin}\"\n\
+         authentication:\n\
+         \x20 - name: dev-cert\n\
+         \x20   type: x509\n\
+         \x20   username_from: cn\n\
+         \x20 - name: dev-anonymous\n\
+         \x20   type: anonymous\n\
+         authorization:\n\
+         \x20 acl: acl.yaml\n"
     )
 }
+
+/// The example ACL `moat dev` runs with (policies/dev-acl.yaml): publish and subscribe under
+/// `demo/`, nothing else.
+pub const DEV_ACL: &str = include_str!("../../../policies/dev-acl.yaml");
 
 /// The ready-to-paste client commands printed by `moat dev`.
 pub fn client_commands(dir: &Path, listen: SocketAddr) -> String {

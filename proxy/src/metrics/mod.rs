@@ -46,6 +46,21 @@ pub struct DenyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    pub authenticator: &'static str,
+    /// `allow` or the deny label.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AclLabels {
+    /// `publish`, `subscribe` or `will`.
+    pub action: &'static str,
+    /// `allow`, `deny`, `would_deny` (shadow mode) or `no_match_allow` / `no_match_deny`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -142,6 +157,8 @@ pub struct Metrics {
     pub upstream_connect_seconds: Histogram,
     protocol_errors: Family<KindLabels, Counter>,
     denials: Family<DenyLabels, Counter>,
+    authentications: Family<AuthLabels, Counter>,
+    acl_decisions: Family<AclLabels, Counter>,
     pub config_reload_failures: Counter,
 }
 
@@ -188,6 +205,10 @@ impl Metrics {
             "Packets or connections refused by a policy filter",
             denials.clone(),
         );
+        let authentications = Family::<AuthLabels, Counter>::default();
+        registry.register("authentications", "Authentication decisions by authenticator and result", authentications.clone());
+        let acl_decisions = Family::<AclLabels, Counter>::default();
+        registry.register("acl_decisions", "ACL decisions by action and result", acl_decisions.clone());
         let config_reload_failures = Counter::default();
         registry.register(
             "config_reload_failures",
@@ -223,6 +244,8 @@ impl Metrics {
             upstream_connect_seconds,
             protocol_errors,
             denials,
+            authentications,
+            acl_decisions,
             config_reload_failures,
         })
     }
@@ -249,6 +272,15 @@ impl Metrics {
 
     pub fn denied(&self, point: &'static str, reason: &'static str) {
         self.denials.get_or_create(&DenyLabels { point, reason }).inc();
+    }
+
+    pub fn authentication(&self, authenticator: &'static str, result: &'static str) {
+        self.authentications.get_or_create(&AuthLabels { authenticator, result }).inc();
+    }
+
+    /// One ACL decision counter; resolve once and keep it (the ACL runs per packet).
+    pub fn acl_counter(&self, action: &'static str, result: &'static str) -> Counter {
+        self.acl_decisions.get_or_create_owned(&AclLabels { action, result })
     }
 
     /// Prometheus text exposition.

@@ -5,6 +5,9 @@
 //! session turns a denial into the right MQTT answer for the client's protocol version. Filters
 //! never touch sockets or bytes.
 
+pub mod acl;
+pub mod acl_filter;
+pub mod authn;
 mod chain;
 
 pub use chain::{AllowAll, Chain, SessionChain};

@@ -16,7 +16,8 @@ use super::rewrite;
 use super::{Context, READ_CHUNK};
 use crate::codec::{encode_connack, CodecError, Packet, PacketType, ProtocolVersion, ReasonCode};
 use crate::metrics::{ConnResult, Direction};
-use crate::policy::{Identity, PeerInfo, SessionInfo, Verdict};
+use crate::policy::authn::{AuthChain, AuthDecision, CertIdentity, Credentials};
+use crate::policy::{PeerInfo, SessionInfo, Verdict};
 use crate::transport::upstream;
 use crate::util::escape;
 
@@ -26,8 +27,8 @@ pub(crate) const LAST_WORDS: Duration = Duration::from_secs(1);
 /// Connection ids for log correlation, unique within the process.
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Runs one client connection to completion.
-pub async fn run<S>(client: S, peer: PeerInfo, ctx: Arc<Context>)
+/// Runs one client connection to completion; `auth` is the listener's authentication chain.
+pub async fn run<S>(client: S, peer: PeerInfo, ctx: Arc<Context>, auth: Arc<AuthChain>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -40,7 +41,7 @@ where
         client_id = tracing::field::Empty
     );
     async move {
-        match connect_phase(client, &peer, &ctx).await {
+        match connect_phase(client, &peer, &ctx, &auth).await {
             Ok(accepted) => {
                 ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
                 accepted
@@ -70,6 +71,7 @@ async fn connect_phase<S>(
     mut client: S,
     peer: &PeerInfo,
     ctx: &Arc<Context>,
+    auth: &AuthChain,
 ) -> Result<Accepted<S>, ConnResult>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -118,9 +120,58 @@ where
 
     if let Verdict::Deny(deny) = ctx.chain.on_connect(peer, &connect) {
         info!(reason = deny.label, "CONNECT denied");
+        ctx.metrics.denied("connect", deny.label);
         refuse(&mut client, version, deny.reason).await;
         return Err(ConnResult::Denied);
     }
+
+    // Authentication decides before anything reaches the broker; pipelined packets wait in `buf`.
+    let credentials = Arc::new(Credentials {
+        client_id: connect.client_id.to_string(),
+        username: connect.username.map(str::to_string),
+        password: connect.password.map(<[u8]>::to_vec),
+        cert: peer.client_certs.as_ref().and_then(|c| c.first()).and_then(|leaf| CertIdentity::from_der(leaf)),
+    });
+    let mut identity = match auth.authenticate(credentials).await {
+        AuthDecision::Allow(identity) => identity,
+        AuthDecision::Deny { reason, label, authenticator } => {
+            info!(authenticator, reason = label, "authentication failed");
+            ctx.metrics.authentication(authenticator, label);
+            refuse(&mut client, version, reason).await;
+            return Err(ConnResult::Denied);
+        }
+    };
+    ctx.metrics.authentication(identity.authenticator, "allow");
+
+    // Trap 4: an empty client id gets a real one here, so `${clientid}` rules see it.
+    let mut assigned_client_id = None;
+    if identity.client_id.is_empty() {
+        if version != ProtocolVersion::V5 && !connect.clean_start {
+            refuse(&mut client, version, ReasonCode::ClientIdentifierNotValid).await;
+            return Err(ConnResult::Denied);
+        }
+        identity.client_id = assign_client_id();
+        assigned_client_id = Some(identity.client_id.clone());
+    }
+    if identity.client_id != connect.client_id {
+        tracing::Span::current().record("client_id", tracing::field::display(escape(&identity.client_id)));
+    }
+    info!(
+        authenticator = identity.authenticator,
+        username = %escape(identity.username.as_deref().unwrap_or("")),
+        "authenticated"
+    );
+
+    let session = SessionInfo { peer: peer.clone(), version, identity };
+    let filters = match ctx.chain.start_session(&session, &connect) {
+        Ok(f) => f,
+        Err(deny) => {
+            info!(reason = deny.label, "session refused");
+            ctx.metrics.denied("connect", deny.label);
+            refuse(&mut client, version, deny.reason).await;
+            return Err(ConnResult::Denied);
+        }
+    };
 
     let upstream = match upstream::dial(&ctx.upstream.address, ctx.upstream.connect_timeout).await {
         Ok((stream, took)) => {
@@ -135,35 +186,15 @@ where
         }
     };
 
-    let session = SessionInfo {
-        peer: peer.clone(),
-        version,
-        identity: Identity {
-            username: connect.username.map(str::to_string),
-            client_id: connect.client_id.to_string(),
-            authenticator: "none",
-            ..Identity::default()
-        },
-    };
-    let filters = match ctx.chain.start_session(&session, &connect) {
-        Ok(f) => f,
-        Err(deny) => {
-            info!(reason = deny.label, "session refused");
-            refuse(&mut client, version, deny.reason).await;
-            return Err(ConnResult::Denied);
-        }
-    };
     let keep_alive = connect.keep_alive;
-    let connect_bytes = rewrite::connect_for_broker(&connect, ctx.limits.max_packet_size)
+    let shown = rewrite::BrokerView::new(&connect, &session.identity, ctx.broker_identity);
+    let connect_bytes = rewrite::connect_for_broker(&connect, &shown, ctx.limits.max_packet_size)
         .unwrap_or_else(|| frame.bytes().clone());
     debug!(version = version.level(), "CONNECT accepted, relaying");
     // The broker may use at most this many aliases toward the client (CONNECT is clamped to it).
-    let client_alias_max = connect
-        .properties
-        .topic_alias_maximum()
-        .unwrap_or(0)
-        .min(super::alias::MAX_ALIASES);
-    let relay = Relay::new(ctx.clone(), session, filters, keep_alive, client_alias_max);
+    let client_alias_max = connect.properties.topic_alias_maximum().unwrap_or(0).min(super::alias::MAX_ALIASES);
+    let mut relay = Relay::new(ctx.clone(), session, filters, keep_alive, client_alias_max);
+    relay.assigned_client_id = assigned_client_id;
     Ok(Accepted {
         client,
         upstream,
@@ -202,4 +233,20 @@ async fn refuse_invalid_connect<S: AsyncWrite + Unpin>(client: &mut S, body: &[u
 fn connect_level(body: &[u8]) -> Option<u8> {
     let len = u16::from_be_bytes([*body.first()?, *body.get(1)?]) as usize;
     body.get(2 + len).copied()
+}
+
+/// A client id for a client that sent none: `moat-` and 16 random hex digits.
+fn assign_client_id() -> String {
+    let mut bytes = [0u8; 8];
+    // aws-lc's CSPRNG; if it ever failed, a time-derived id is still unique enough for a broker.
+    if rustls::crypto::aws_lc_rs::default_provider().secure_random.fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        bytes = (nanos as u64).to_be_bytes();
+    }
+    let mut id = String::with_capacity(21);
+    id.push_str("moat-");
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Limits, Timeouts, UpstreamConfig};
+use crate::config::{BrokerIdentity, Limits, Timeouts, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::policy::Chain;
 
@@ -27,6 +27,8 @@ pub struct Context {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub chain: Chain,
+    /// What the broker is told about the client in the forwarded CONNECT.
+    pub broker_identity: BrokerIdentity,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the process starts its graceful shutdown.
     pub shutdown: CancellationToken,

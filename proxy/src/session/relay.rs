@@ -61,6 +61,8 @@ pub(crate) struct Relay {
     /// Broker QoS 2 deliveries moat dropped (the broker's PUBREL is answered by moat).
     pub(super) denied_outbound_qos2: DeniedQos2,
     pub(super) pending_subacks: PendingSubacks,
+    /// The client id moat assigned to a v5 client that sent none (told to it in CONNACK).
+    pub(super) assigned_client_id: Option<String>,
 }
 
 impl Relay {
@@ -84,6 +86,7 @@ impl Relay {
             denied_inbound_qos2: DeniedQos2::default(),
             denied_outbound_qos2: DeniedQos2::default(),
             pending_subacks: PendingSubacks::default(),
+            assigned_client_id: None,
         }
     }
 

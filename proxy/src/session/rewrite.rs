@@ -9,6 +9,8 @@
 use bytes::{Bytes, BytesMut};
 
 use super::alias::MAX_ALIASES;
+use crate::config::BrokerIdentity;
+use crate::policy::Identity;
 
 use crate::codec::{
     encode_connack, encode_connect, Connack, Connect, Properties, PropertiesBuilder, Property,
@@ -16,18 +18,18 @@ use crate::codec::{
 };
 
 /// The property block with Maximum Packet Size lowered to `limit` and Topic Alias Maximum lowered
-/// to [`MAX_ALIASES`], or `None` when the peer's announced values already fit (the packet is then
-/// forwarded unchanged).
-fn clamp_limits(props: &Properties<'_>, limit: u32) -> Option<PropertiesBuilder> {
+/// to [`MAX_ALIASES`] (and an Assigned Client Identifier added when given), or `None` when the
+/// peer's announced values already fit and nothing is added.
+fn clamp_limits(props: &Properties<'_>, limit: u32, assigned: Option<&str>) -> Option<PropertiesBuilder> {
     let size_fits = props.maximum_packet_size().is_some_and(|m| m <= limit);
     let aliases_fit = props.topic_alias_maximum().is_none_or(|m| m <= MAX_ALIASES);
-    if size_fits && aliases_fit {
+    if size_fits && aliases_fit && assigned.is_none() {
         return None;
     }
     let mut out = PropertiesBuilder::new();
     for p in props.iter() {
         match p {
-            Property::MaximumPacketSize(_) => {}
+            Property::MaximumPacketSize(_) | Property::AssignedClientIdentifier(_) => {}
             Property::TopicAliasMaximum(m) => {
                 out.push(Property::TopicAliasMaximum(m.min(MAX_ALIASES)));
             }
@@ -38,6 +40,9 @@ fn clamp_limits(props: &Properties<'_>, limit: u32) -> Option<PropertiesBuilder>
     }
     let size = props.maximum_packet_size().map_or(limit, |m| m.min(limit));
     out.push(Property::MaximumPacketSize(size));
+    if let Some(id) = assigned {
+        out.push(Property::AssignedClientIdentifier(id));
+    }
     Some(out)
 }
 
@@ -45,15 +50,50 @@ fn limit_u32(max_packet_size: usize) -> u32 {
     u32::try_from(max_packet_size).unwrap_or(u32::MAX)
 }
 
-/// A v5 CONNECT re-encoded with moat's Maximum Packet Size, when it must change.
-pub(crate) fn connect_for_broker(c: &Connect<'_>, max_packet_size: usize) -> Option<Bytes> {
-    if c.version != ProtocolVersion::V5 {
+/// What the broker should see in CONNECT (trap 5): the verified identity by default.
+pub(crate) struct BrokerView<'a> {
+    client_id: &'a str,
+    username: Option<&'a str>,
+    password: Option<&'a [u8]>,
+}
+
+impl<'a> BrokerView<'a> {
+    pub(crate) fn new(c: &Connect<'a>, identity: &'a Identity, policy: BrokerIdentity) -> Self {
+        let username = if policy.verified_username { identity.username.as_deref() } else { c.username };
+        // 3.1.1 forbids a password without a username.
+        let password = if policy.keep_password && (username.is_some() || c.version == ProtocolVersion::V5) {
+            c.password
+        } else {
+            None
+        };
+        Self { client_id: &identity.client_id, username, password }
+    }
+
+    fn differs_from(&self, c: &Connect<'_>) -> bool {
+        self.client_id != c.client_id || self.username != c.username || self.password != c.password
+    }
+}
+
+/// The CONNECT to forward, re-encoded when the identity shown to the broker or (v5) the
+/// announced limits must change; `None` means the client's bytes go through unchanged.
+pub(crate) fn connect_for_broker(c: &Connect<'_>, view: &BrokerView<'_>, max_packet_size: usize) -> Option<Bytes> {
+    let props = if c.version == ProtocolVersion::V5 {
+        clamp_limits(&c.properties, limit_u32(max_packet_size), None)
+    } else {
+        None
+    };
+    if props.is_none() && !view.differs_from(c) {
         return None;
     }
-    let props = clamp_limits(&c.properties, limit_u32(max_packet_size))?;
-    let properties = Properties::from_raw(props.as_bytes()).ok()?;
+    let properties = match &props {
+        Some(p) => Properties::from_raw(p.as_bytes()).ok()?,
+        None => c.properties,
+    };
     let rewritten = Connect {
         properties,
+        client_id: view.client_id,
+        username: view.username,
+        password: view.password,
         ..c.clone()
     };
     let mut out = BytesMut::new();
@@ -61,19 +101,14 @@ pub(crate) fn connect_for_broker(c: &Connect<'_>, max_packet_size: usize) -> Opt
     Some(out.freeze())
 }
 
-/// A v5 CONNACK re-encoded with moat's Maximum Packet Size, when it must change. `None` also when
-/// the broker's reason code is unknown (the caller treats that as a broker error).
-pub(crate) fn connack_for_client(c: &Connack<'_>, max_packet_size: usize) -> Option<BytesMut> {
-    let props = clamp_limits(&c.properties, limit_u32(max_packet_size))?;
+/// A v5 CONNACK re-encoded with moat's limits and the client id moat assigned, when it must
+/// change. `None` also when the broker's reason code is unknown (the caller then forwards the
+/// original, which the client will judge).
+pub(crate) fn connack_for_client(c: &Connack<'_>, max_packet_size: usize, assigned: Option<&str>) -> Option<BytesMut> {
+    let props = clamp_limits(&c.properties, limit_u32(max_packet_size), assigned)?;
     let code = ReasonCode::from_u8(c.code)?;
     let mut out = BytesMut::new();
-    encode_connack(
-        &mut out,
-        ProtocolVersion::V5,
-        c.session_present,
-        code,
-        props.as_bytes(),
-    );
+    encode_connack(&mut out, ProtocolVersion::V5, c.session_present, code, props.as_bytes());
     Some(out)
 }
 
@@ -81,6 +116,16 @@ pub(crate) fn connack_for_client(c: &Connack<'_>, max_packet_size: usize) -> Opt
 mod tests {
     use super::*;
     use crate::codec::{split_frame, Packet, Split};
+
+    const TRANSPARENT: BrokerIdentity = BrokerIdentity { verified_username: false, keep_password: true };
+
+    fn same_identity(c: &Connect<'_>) -> Identity {
+        Identity {
+            client_id: c.client_id.to_string(),
+            username: c.username.map(str::to_string),
+            ..Identity::default()
+        }
+    }
 
     fn decode_one(bytes: &[u8], v: ProtocolVersion, f: impl FnOnce(Packet<'_>)) {
         let mut buf = BytesMut::from(bytes);
@@ -100,7 +145,8 @@ mod tests {
         let mut rewritten = None;
         decode_one(&connect[..connect[1] as usize + 2], ProtocolVersion::V5, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
-            rewritten = connect_for_broker(&c, 4096);
+            let id = same_identity(&c);
+            rewritten = connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 4096);
         });
         let rewritten = rewritten.expect("rewritten");
         decode_one(&rewritten, ProtocolVersion::V5, |p| {
@@ -123,7 +169,8 @@ mod tests {
         ];
         decode_one(&connect, ProtocolVersion::V5, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
-            assert!(connect_for_broker(&c, 4096).is_none());
+            let id = same_identity(&c);
+            assert!(connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 4096).is_none());
         });
     }
 
@@ -134,7 +181,8 @@ mod tests {
         ];
         decode_one(&connect, ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
-            assert!(connect_for_broker(&c, 64).is_none());
+            let id = same_identity(&c);
+            assert!(connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 64).is_none());
         });
     }
 
@@ -147,7 +195,7 @@ mod tests {
         let mut rewritten = None;
         decode_one(&connack, ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
-            rewritten = connack_for_client(&c, 1 << 20);
+            rewritten = connack_for_client(&c, 1 << 20, None);
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
@@ -165,13 +213,74 @@ mod tests {
         let mut rewritten = None;
         decode_one(&connack, ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
-            rewritten = connack_for_client(&c, 1 << 20);
+            rewritten = connack_for_client(&c, 1 << 20, None);
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
             assert_eq!(c.properties.topic_alias_maximum(), Some(MAX_ALIASES));
             // The broker's smaller packet limit stands.
             assert_eq!(c.properties.maximum_packet_size(), Some(1000));
+        });
+    }
+
+    #[test]
+    fn broker_sees_the_verified_username_and_no_password() {
+        // CONNECT 3.1.1, username "claimed", password "secret", client id "c1".
+        let connect = [
+            0x10, 31, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0xC2, 0x00, 30, 0x00, 0x02, b'c', b'1', 0x00, 0x07, b'c',
+            b'l', b'a', b'i', b'm', b'e', b'd', 0x00, 0x06, b's', b'e', b'c', b'r', b'e', b't',
+        ];
+        let verified = Identity {
+            client_id: "c1".to_string(),
+            username: Some("alice".to_string()),
+            ..Identity::default()
+        };
+        let mut rewritten = None;
+        decode_one(&connect, ProtocolVersion::V311, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            let view = BrokerView::new(&c, &verified, BrokerIdentity::default());
+            rewritten = connect_for_broker(&c, &view, 1 << 20);
+        });
+        decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V311, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            assert_eq!(c.username, Some("alice"));
+            assert_eq!(c.password, None);
+            assert_eq!(c.client_id, "c1");
+        });
+    }
+
+    #[test]
+    fn anonymous_identity_reaches_the_broker_without_credentials() {
+        let connect = [
+            0x10, 31, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0xC2, 0x00, 30, 0x00, 0x02, b'c', b'1', 0x00, 0x07, b'c',
+            b'l', b'a', b'i', b'm', b'e', b'd', 0x00, 0x06, b's', b'e', b'c', b'r', b'e', b't',
+        ];
+        let anonymous = Identity { client_id: "c1".to_string(), ..Identity::default() };
+        let mut rewritten = None;
+        decode_one(&connect, ProtocolVersion::V311, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            // Even with `password: keep`, 3.1.1 cannot carry a password without a username.
+            let policy = BrokerIdentity { verified_username: true, keep_password: true };
+            rewritten = connect_for_broker(&c, &BrokerView::new(&c, &anonymous, policy), 1 << 20);
+        });
+        decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V311, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            assert_eq!(c.username, None);
+            assert_eq!(c.password, None);
+        });
+    }
+
+    #[test]
+    fn connack_carries_the_client_id_moat_assigned() {
+        let connack = [0x20, 3, 0x00, 0x00, 0];
+        let mut rewritten = None;
+        decode_one(&connack, ProtocolVersion::V5, |p| {
+            let Packet::Connack(c) = p else { panic!("connack") };
+            rewritten = connack_for_client(&c, 1 << 20, Some("moat-0123"));
+        });
+        decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
+            let Packet::Connack(c) = p else { panic!("connack") };
+            assert_eq!(c.properties.assigned_client_identifier(), Some("moat-0123"));
         });
     }
 }

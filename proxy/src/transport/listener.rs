@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ListenerConfig;
 use crate::metrics::ConnResult;
+use crate::policy::authn::AuthChain;
 use crate::policy::{PeerInfo, Verdict};
 use crate::session::{self, Context};
 
@@ -35,6 +36,7 @@ pub struct Listener {
     name: Arc<str>,
     socket: TcpListener,
     tls: Option<TlsAcceptor>,
+    auth: Arc<AuthChain>,
 }
 
 impl Listener {
@@ -48,7 +50,7 @@ impl Listener {
 }
 
 /// Binds a listener and builds its TLS config (failing before any traffic is accepted).
-pub async fn bind(cfg: &ListenerConfig) -> Result<Listener, ListenError> {
+pub async fn bind(cfg: &ListenerConfig, auth: AuthChain) -> Result<Listener, ListenError> {
     let tls = match &cfg.tls {
         Some(t) => Some(TlsAcceptor::from(server_config(t).map_err(|source| {
             ListenError::Tls {
@@ -68,8 +70,7 @@ pub async fn bind(cfg: &ListenerConfig) -> Result<Listener, ListenError> {
     Ok(Listener {
         name: cfg.name.as_str().into(),
         socket,
-        tls,
-    })
+        tls, auth: Arc::new(auth) })
 }
 
 impl Listener {
@@ -102,7 +103,7 @@ impl Listener {
                 ctx.metrics.connection(&self.name, ConnResult::Denied);
                 continue;
             }
-            tracker.spawn(handle(tcp, info, self.tls.clone(), ctx.clone(), gauge.clone()));
+            tracker.spawn(handle(tcp, info, self.tls.clone(), self.auth.clone(), ctx.clone(), gauge.clone()));
         }
     }
 }
@@ -120,13 +121,14 @@ async fn handle(
     tcp: TcpStream,
     mut info: PeerInfo,
     tls: Option<TlsAcceptor>,
+    auth: Arc<AuthChain>,
     ctx: Arc<Context>,
     gauge: Gauge,
 ) {
     gauge.inc();
     let _active = ActiveGuard(gauge);
     match tls {
-        None => session::run(tcp, info, ctx).await,
+        None => session::run(tcp, info, ctx, auth).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(ctx.timeouts.tls_handshake, acceptor.accept(tcp));
             let stream = tokio::select! {
@@ -136,7 +138,7 @@ async fn handle(
             match stream {
                 Ok(Ok(stream)) => {
                     info.client_certs = stream.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
-                    session::run(stream, info, ctx).await
+                    session::run(stream, info, ctx, auth).await
                 }
                 Ok(Err(e)) => {
                     debug!(peer = %info.peer, error = %e, "TLS handshake failed");
