@@ -143,3 +143,14 @@ fn missing_policy_files_are_reported() {
     assert!(keys.contains(&"authorization.acl"), "{keys:?}");
     assert!(found.iter().any(|i| i.file.ends_with("nope.yaml")), "{found:?}");
 }
+
+#[test]
+fn unknown_keys_do_not_hide_other_errors() {
+    let text = "listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n    colour: red\n    tls:\n      cert: missing.crt\n      key: missing.key\n\
+                upstream:\n  bogus:\n    nested: 1\n  address: \"127.0.0.1:1883\"\n";
+    let found = issues(text);
+    let summary: Vec<(u64, &str)> = found.iter().map(|i| (i.line, i.key.as_str())).collect();
+    assert!(summary.contains(&(4, "colour")), "{summary:?}");
+    assert!(summary.contains(&(9, "bogus")), "{summary:?}");
+    assert!(summary.contains(&(6, "listeners[0].tls.cert")), "{summary:?}");
+}

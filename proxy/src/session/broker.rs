@@ -14,17 +14,8 @@ use crate::util::escape;
 
 impl Relay {
     pub(super) fn on_upstream_frame(&mut self, frame: &Frame, q: &mut Queues) -> Step {
-        // Only the packets moat acts on are decoded; the rest pass through as bytes.
-        let needs_decode = matches!(
-            frame.packet_type(),
-            PacketType::Connack | PacketType::Publish | PacketType::Suback | PacketType::Pubrel
-        );
-        if !needs_decode {
-            return match frame.packet_type() {
-                PacketType::Disconnect => Step::Finish,
-                _ => Step::Continue,
-            };
-        }
+        // Every broker packet is validated too: a client must never receive what it could read
+        // differently from moat, nor a packet only clients may send.
         match frame.decode(self.version()) {
             Ok(Packet::Connack(c)) => self.broker_connack(&c, q),
             Ok(Packet::Publish(p)) => self.broker_publish(&p, q),
@@ -48,6 +39,14 @@ impl Relay {
             Ok(Packet::Pubrel(a)) if self.denied_outbound_qos2.take(a.packet_id) => {
                 self.answer_broker(q, PacketType::Pubcomp, a.packet_id);
                 Step::Replaced
+            }
+            Ok(Packet::Disconnect(_)) => Step::Finish,
+            Ok(Packet::Connect(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) | Packet::Pingreq) => {
+                info!(
+                    packet = frame.packet_type().as_str(),
+                    "client-only packet from the broker"
+                );
+                self.broker_error()
             }
             Ok(_) => Step::Continue,
             Err(e) => {

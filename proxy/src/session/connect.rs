@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn, Instrument};
 
-use super::io::{read_frame, write_within, ReadError};
+use super::io::{read_connect_frame, write_within, ReadError};
 use super::relay::Relay;
 use super::rewrite;
 use super::{Context, READ_CHUNK};
@@ -78,13 +78,22 @@ where
 {
     let max = ctx.limits.max_packet_size;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let frame = match tokio::time::timeout(ctx.timeouts.connect, read_frame(&mut client, &mut buf, max)).await
+    let frame = match tokio::time::timeout(
+        ctx.timeouts.connect,
+        read_connect_frame(&mut client, &mut buf, max),
+    )
+    .await
     {
         Err(_) => {
             debug!("no CONNECT within {:?}", ctx.timeouts.connect);
             return Err(ConnResult::Timeout);
         }
         Ok(Err(ReadError::Closed)) | Ok(Err(ReadError::Io(_))) => return Err(ConnResult::Closed),
+        Ok(Err(ReadError::NotConnect)) => {
+            ctx.metrics.protocol_error("first_packet_not_connect");
+            debug!("first packet is not CONNECT");
+            return Err(ConnResult::ProtocolError);
+        }
         Ok(Err(ReadError::Codec(e))) => {
             ctx.metrics.protocol_error(e.kind());
             debug!(error = %e, "invalid first frame");

@@ -16,7 +16,12 @@ pub(crate) enum ReadError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Codec(#[from] CodecError),
+    #[error("first packet is not CONNECT")]
+    NotConnect,
 }
+
+/// The first byte of every valid CONNECT: packet type 1, no flags.
+const CONNECT_BYTE: u8 = 0x10;
 
 /// Makes room for one more read. Callers only read while the splitter says a frame is incomplete,
 /// and the splitter has already bounded that frame's size, so the buffer stays bounded.
@@ -26,15 +31,22 @@ pub(crate) fn reserve_read(buf: &mut BytesMut) {
     }
 }
 
-/// Reads until `buf` holds one complete frame. The declared length is checked against `max`
+/// Reads until `buf` holds one complete CONNECT frame. The declared length is checked against `max`
 /// by the splitter before the body is read, so the buffer never holds more than
 /// `max + READ_CHUNK` bytes.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+///
+/// This reads a connection's first packet, which must be a CONNECT: it gives up as soon as the
+/// first byte says otherwise, so a peer speaking another protocol (an HTTP request, a scanner) is
+/// closed at once instead of being waited on for a body it declared by accident.
+pub(crate) async fn read_connect_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<Frame, ReadError> {
     loop {
+        if buf.first().is_some_and(|&b| b != CONNECT_BYTE) {
+            return Err(ReadError::NotConnect);
+        }
         if let Split::Frame(f) = split_frame(buf, max)? {
             return Ok(f);
         }

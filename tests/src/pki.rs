@@ -1,0 +1,224 @@
+//! Throwaway PKI generated at test time with rcgen: a trusted CA, a server certificate for
+//! `localhost`/`127.0.0.1`, client certificates with a chosen CN, and an untrusted CA with its
+//! own client certificate. Everything is written as PEM into a private temp dir.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+
+/// A certificate + key pair on disk.
+#[derive(Clone, Debug)]
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl CertFiles {
+    /// The certificate chain as DER (for rustls).
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_file_iter(&self.cert)
+            .expect("open cert pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("parse cert pem")
+    }
+
+    /// The private key as DER (for rustls).
+    pub fn private_key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::from_pem_file(&self.key).expect("parse key pem")
+    }
+}
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+    cert_path: PathBuf,
+}
+
+impl Ca {
+    fn new(dir: &Path, name: &str) -> Result<Ca> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("moat-e2e {name}"));
+        dn.push(DnType::OrganizationName, "moat e2e throwaway");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key)?;
+        let cert_pem = cert.pem();
+        let cert_path = dir.join(format!("{name}.crt"));
+        std::fs::write(&cert_path, &cert_pem)?;
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem())?;
+        Ok(Ca {
+            issuer: Issuer::new(params, key),
+            cert_pem,
+            cert_path,
+        })
+    }
+
+    fn issue(
+        &self,
+        dir: &Path,
+        file_stem: &str,
+        cn: &str,
+        sans: Vec<String>,
+        eku: ExtendedKeyUsagePurpose,
+    ) -> Result<CertFiles> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(sans)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![eku];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let files = CertFiles {
+            cert: dir.join(format!("{file_stem}.crt")),
+            key: dir.join(format!("{file_stem}.key")),
+        };
+        std::fs::write(&files.cert, cert.pem())?;
+        std::fs::write(&files.key, key.serialize_pem())?;
+        Ok(files)
+    }
+}
+
+/// The complete throwaway PKI of one test.
+pub struct Pki {
+    dir: tempfile::TempDir,
+    ca: Ca,
+    untrusted_ca: Ca,
+    /// Server certificate for `localhost`, `127.0.0.1` and `::1`, issued by the trusted CA.
+    pub server: CertFiles,
+    /// Client certificate (CN `e2e-client`) issued by the trusted CA.
+    pub client: CertFiles,
+    /// Client certificate (CN `e2e-client`) issued by a CA the proxy does not trust.
+    pub untrusted_client: CertFiles,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        Self::try_new().expect("generate test PKI")
+    }
+
+    fn try_new() -> Result<Pki> {
+        let dir = tempfile::Builder::new().prefix("moat-e2e-pki-").tempdir()?;
+        // mosquitto (self-tests) drops privileges when started as root: keep files readable.
+        make_world_readable(dir.path())?;
+        let ca = Ca::new(dir.path(), "ca").context("trusted CA")?;
+        let untrusted_ca = Ca::new(dir.path(), "untrusted-ca").context("untrusted CA")?;
+        let server = ca.issue(
+            dir.path(),
+            "server",
+            "localhost",
+            vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )?;
+        let client = ca.issue(
+            dir.path(),
+            "client",
+            "e2e-client",
+            vec![],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )?;
+        let untrusted_client = untrusted_ca.issue(
+            dir.path(),
+            "untrusted-client",
+            "e2e-client",
+            vec![],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )?;
+        let pki = Pki {
+            dir,
+            ca,
+            untrusted_ca,
+            server,
+            client,
+            untrusted_client,
+        };
+        for entry in std::fs::read_dir(pki.dir.path())? {
+            make_world_readable(&entry?.path())?;
+        }
+        Ok(pki)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// PEM file of the trusted CA.
+    pub fn ca_cert(&self) -> &Path {
+        &self.ca.cert_path
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.ca.cert_pem
+    }
+
+    /// PEM file of the untrusted CA.
+    pub fn untrusted_ca_cert(&self) -> &Path {
+        &self.untrusted_ca.cert_path
+    }
+
+    /// Issues another client certificate from the trusted CA with the given CN.
+    pub fn client_cert(&self, cn: &str) -> CertFiles {
+        let stem: String = cn
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let files = self
+            .ca
+            .issue(
+                self.dir.path(),
+                &format!("client-{stem}"),
+                cn,
+                vec![],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            )
+            .expect("issue client cert");
+        make_world_readable(&files.cert).unwrap();
+        make_world_readable(&files.key).unwrap();
+        files
+    }
+
+    /// rustls client config trusting the test CA, without a client certificate.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        crate::tls::client_config(&[self.ca_cert()], None)
+    }
+
+    /// rustls client config trusting the test CA, presenting `client` as client certificate.
+    pub fn mtls_client_config(&self) -> Arc<rustls::ClientConfig> {
+        crate::tls::client_config(&[self.ca_cert()], Some(&self.client))
+    }
+
+    /// rustls client config trusting the test CA, presenting a cert from the untrusted CA.
+    pub fn untrusted_client_config(&self) -> Arc<rustls::ClientConfig> {
+        crate::tls::client_config(&[self.ca_cert()], Some(&self.untrusted_client))
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn make_world_readable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if path.is_dir() { 0o755 } else { 0o644 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
