@@ -157,7 +157,8 @@ fn dev(
         None => moat::dev::start_embedded_broker()?.to_string(),
     };
     let acl_path = dir.join("acl.yaml");
-    std::fs::write(&acl_path, moat::dev::DEV_ACL).with_context(|| format!("cannot write {}", acl_path.display()))?;
+    std::fs::write(&acl_path, moat::dev::DEV_ACL)
+        .with_context(|| format!("cannot write {}", acl_path.display()))?;
     let config_path = dir.join("moat.yaml");
     std::fs::write(&config_path, moat::dev::dev_config_yaml(listen, admin, &upstream))
         .with_context(|| format!("cannot write {}", config_path.display()))?;

@@ -45,7 +45,11 @@ impl Server {
         if let Some(rules) = &config.acl {
             filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone())));
         }
-        let chain = if filters.is_empty() { Chain::allow_all() } else { Chain::new(filters) };
+        let chain = if filters.is_empty() {
+            Chain::allow_all()
+        } else {
+            Chain::new(filters)
+        };
         let ctx = Arc::new(Context {
             upstream: config.upstream.clone(),
             timeouts: config.timeouts,
@@ -58,8 +62,12 @@ impl Server {
         let mut listeners = Vec::new();
         let pool = AuthChain::verification_pool();
         for l in &config.listeners {
-            let authenticators =
-                l.authentication.iter().filter_map(|&i| config.authenticators.get(i)).map(|(_, a)| a.clone()).collect();
+            let authenticators = l
+                .authentication
+                .iter()
+                .filter_map(|&i| config.authenticators.get(i))
+                .map(|(_, a)| a.clone())
+                .collect();
             listeners.push(transport::bind(l, AuthChain::new(authenticators, pool.clone())).await?);
         }
         let admin = TcpListener::bind(config.admin.bind)

@@ -1,5 +1,5 @@
 //! The forward path does not allocate per packet in steady state: a client streams QoS 0 PUBLISH
-//! packets through an in-process moat to a real Mosquitto, and a counting global allocator shows
+//! packets through an in-process moat (with an ACL) to a real Mosquitto, and a counting global allocator shows
 //! how many heap allocations the whole process (moat, tokio) made per forwarded packet.
 //!
 //! The client runs on a plain thread with pre-encoded bytes so it allocates nothing itself. The
@@ -116,8 +116,16 @@ fn forward_path_does_not_allocate_per_publish() {
     let admin_port = free_port();
     let yaml = format!(
         "listeners:\n  - name: plain\n    bind: \"127.0.0.1:{listen_port}\"\n    plaintext: true\n\
-         upstream:\n  address: \"127.0.0.1:{broker_port}\"\nadmin:\n  bind: \"127.0.0.1:{admin_port}\"\n"
+         upstream:\n  address: \"127.0.0.1:{broker_port}\"\nadmin:\n  bind: \"127.0.0.1:{admin_port}\"\n\
+         authentication:\n  - name: anon\n    type: anonymous\nauthorization:\n  acl: acl.yaml\n"
     );
+    // The ACL runs on every PUBLISH: its check must not allocate either.
+    std::fs::write(
+        dir.path().join("acl.yaml"),
+        "rules:\n  - permission: deny\n    who: all\n    action: publish\n    topics: [\"secret/#\"]\n\
+         \x20 - permission: allow\n    who: all\n    action: all\n    topics: [\"t/${clientid}/#\", \"t/#\"]\n",
+    )
+    .expect("write acl");
     let config = moat::config::from_str(&yaml, &dir.path().join("moat.yaml")).expect("config");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

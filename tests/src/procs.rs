@@ -260,7 +260,13 @@ pub struct MoatOptions {
     pub plaintext_listener: bool,
     /// `--log-format` on the command line.
     pub log_format: String,
+    /// Raw YAML appended to the config (authentication, authorization, broker_identity);
+    /// `None` appends an explicit anonymous authenticator, so tests about other things connect.
+    pub policy_yaml: Option<String>,
 }
+
+/// The policy part of configs that are not about authentication.
+pub const ANONYMOUS_AUTH: &str = "authentication:\n  - name: anonymous\n    type: anonymous\n";
 
 impl Default for MoatOptions {
     fn default() -> Self {
@@ -274,6 +280,7 @@ impl Default for MoatOptions {
             max_packet_size: None,
             plaintext_listener: false,
             log_format: "text".into(),
+            policy_yaml: None,
         }
     }
 }
@@ -319,6 +326,7 @@ impl MoatOptions {
             y.push_str(&format!("limits:\n  max_packet_size: {m}\n"));
         }
         y.push_str(&format!("admin:\n  bind: \"127.0.0.1:{admin_port}\"\n"));
+        y.push_str(self.policy_yaml.as_deref().unwrap_or(ANONYMOUS_AUTH));
         y
     }
 }

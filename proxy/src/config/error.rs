@@ -70,8 +70,19 @@ impl Issues {
     }
 
     /// An issue found in another file the config references (a policy file).
-    pub(crate) fn push_in(&mut self, file: PathBuf, line: u64, key: impl Into<String>, message: impl Into<String>) {
-        self.list.push(ConfigIssue { file, line, key: key.into(), message: message.into() });
+    pub(crate) fn push_in(
+        &mut self,
+        file: PathBuf,
+        line: u64,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.list.push(ConfigIssue {
+            file,
+            line,
+            key: key.into(),
+            message: message.into(),
+        });
     }
 
     pub(crate) fn into_result<T>(self, value: T) -> Result<T, ConfigError> {

@@ -11,6 +11,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::policy::acl::RuleSet;
 use crate::policy::authn::Authenticator;
 
+#[derive(Debug)]
 pub struct Config {
     /// The file this was loaded from (for messages and reload).
     pub source: PathBuf,
@@ -39,7 +40,10 @@ pub struct BrokerIdentity {
 
 impl Default for BrokerIdentity {
     fn default() -> Self {
-        Self { verified_username: true, keep_password: false }
+        Self {
+            verified_username: true,
+            keep_password: false,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! each listener's authentication chain, and the identity shown to the broker. Policy files are
 //! parsed by their own policy modules; their problems are reported against their own file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::error::Issues;
@@ -20,7 +20,11 @@ pub(crate) fn authenticators(
     for (i, a) in list.into_iter().enumerate() {
         let key = format!("authentication[{i}]");
         if out.iter().any(|(n, _)| *n == a.name.value) {
-            issues.push(a.name.referenced.line(), format!("{key}.name"), format!("duplicate name `{}`", a.name.value));
+            issues.push(
+                a.name.referenced.line(),
+                format!("{key}.name"),
+                format!("duplicate name `{}`", a.name.value),
+            );
             continue;
         }
         if let Some(auth) = authenticator(&a, &key, base, issues) {
@@ -35,28 +39,50 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
     // Keys that belong to another type are mistakes, not silently ignored settings.
     let mut not_for = |present: bool, name: &str, line: u64| {
         if present {
-            issues.push(line, format!("{key}.{name}"), format!("does not apply to type `{kind}`"));
+            issues.push(
+                line,
+                format!("{key}.{name}"),
+                format!("does not apply to type `{kind}`"),
+            );
         }
     };
     let line_of = |o: &Option<S<String>>| o.as_ref().map_or(0, |v| v.referenced.line());
     match kind {
         "password_file" => {
-            not_for(a.username_from.is_some(), "username_from", line_of(&a.username_from));
-            not_for(a.clientid_from.is_some(), "clientid_from", line_of(&a.clientid_from));
+            not_for(
+                a.username_from.is_some(),
+                "username_from",
+                line_of(&a.username_from),
+            );
+            not_for(
+                a.clientid_from.is_some(),
+                "clientid_from",
+                line_of(&a.clientid_from),
+            );
             not_for(
                 a.require_clientid_match.is_some(),
                 "require_clientid_match",
-                a.require_clientid_match.as_ref().map_or(0, |v| v.referenced.line()),
+                a.require_clientid_match
+                    .as_ref()
+                    .map_or(0, |v| v.referenced.line()),
             );
             let Some(path) = a.path.as_ref() else {
-                issues.push(a.r#type.referenced.line(), format!("{key}.path"), "password_file needs `path`");
+                issues.push(
+                    a.r#type.referenced.line(),
+                    format!("{key}.path"),
+                    "password_file needs `path`",
+                );
                 return None;
             };
             let file = base.join(&path.value);
             match password::load_password_file(&file) {
                 Ok(f) => Some(Authenticator::PasswordFile(Arc::new(f))),
                 Err(list) => {
-                    report_file_issues(issues, &file, list.into_iter().map(|i| (i.line, i.key, i.message)));
+                    report_file_issues(
+                        issues,
+                        &file,
+                        list.into_iter().map(|i| (i.line, i.key, i.message)),
+                    );
                     None
                 }
             }
@@ -85,8 +111,16 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
         }
         "anonymous" => {
             not_for(a.path.is_some(), "path", line_of(&a.path));
-            not_for(a.username_from.is_some(), "username_from", line_of(&a.username_from));
-            not_for(a.clientid_from.is_some(), "clientid_from", line_of(&a.clientid_from));
+            not_for(
+                a.username_from.is_some(),
+                "username_from",
+                line_of(&a.username_from),
+            );
+            not_for(
+                a.clientid_from.is_some(),
+                "clientid_from",
+                line_of(&a.clientid_from),
+            );
             Some(Authenticator::Anonymous)
         }
         other => {
@@ -103,21 +137,33 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
 pub(crate) fn acl(path: &S<String>, base: &Path, issues: &mut Issues) -> Option<Arc<RuleSet>> {
     let file = base.join(&path.value);
     if !file.exists() {
-        issues.push(path.referenced.line(), "authorization.acl", format!("{} does not exist", file.display()));
+        issues.push(
+            path.referenced.line(),
+            "authorization.acl",
+            format!("{} does not exist", file.display()),
+        );
         return None;
     }
     match acl::load_rule_file(&file) {
         Ok(rules) => Some(Arc::new(rules)),
         Err(list) => {
-            report_file_issues(issues, &file, list.into_iter().map(|i| (i.line, i.key, i.message)));
+            report_file_issues(
+                issues,
+                &file,
+                list.into_iter().map(|i| (i.line, i.key, i.message)),
+            );
             None
         }
     }
 }
 
-fn report_file_issues(issues: &mut Issues, file: &PathBuf, list: impl Iterator<Item = (u64, String, String)>) {
+fn report_file_issues(
+    issues: &mut Issues,
+    file: &Path,
+    list: impl Iterator<Item = (u64, String, String)>,
+) {
     for (line, key, message) in list {
-        issues.push_in(file.clone(), line, key, message);
+        issues.push_in(file.to_path_buf(), line, key, message);
     }
 }
 
@@ -165,9 +211,11 @@ pub(crate) fn broker_identity(raw: Option<RawBrokerIdentity>, issues: &mut Issue
         match p.value.as_str() {
             "drop" => out.keep_password = false,
             "keep" => out.keep_password = true,
-            other => {
-                issues.push(p.referenced.line(), "broker_identity.password", format!("`{other}` is not drop or keep"))
-            }
+            other => issues.push(
+                p.referenced.line(),
+                "broker_identity.password",
+                format!("`{other}` is not drop or keep"),
+            ),
         }
     }
     out

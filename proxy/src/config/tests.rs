@@ -24,8 +24,10 @@ fn issues(text: &str) -> Vec<ConfigIssue> {
 
 #[test]
 fn plaintext_loopback_listener_with_defaults() {
-    let c = load_text(&with_anon("listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n"))
-        .expect("valid");
+    let c = load_text(&with_anon(
+        "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n",
+    ))
+    .expect("valid");
     assert_eq!(c.listeners.len(), 1);
     assert!(c.listeners[0].tls.is_none());
     assert_eq!(c.upstream.address, "127.0.0.1:1883");
@@ -36,23 +38,25 @@ fn plaintext_loopback_listener_with_defaults() {
 
 #[test]
 fn unknown_key_is_an_error_with_line_and_key() {
-    let found = issues(
+    let found = issues(&with_anon(
         "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n    colour: red\n",
-    );
-    assert_eq!(found.len(), 1);
+    ));
+    assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].key, "colour");
     assert_eq!(found[0].line, 5);
 }
 
 #[test]
 fn plaintext_must_be_explicit() {
-    let found = issues("listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n");
+    let found = issues(&with_anon("listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n"));
     assert_eq!(found[0].key, "listeners[0].tls");
 }
 
 #[test]
 fn plaintext_on_public_address_needs_allow_insecure() {
-    let found = issues(&with_anon("listeners:\n  - name: x\n    bind: \"0.0.0.0:1884\"\n    plaintext: true\n"));
+    let found = issues(&with_anon(
+        "listeners:\n  - name: x\n    bind: \"0.0.0.0:1884\"\n    plaintext: true\n",
+    ));
     assert_eq!(found[0].key, "listeners[0].bind");
     assert_eq!(found[0].line, 3);
     let ok = load_text(&with_anon(

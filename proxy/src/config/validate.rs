@@ -18,7 +18,9 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         Some(list) => super::policies::authenticators(list.value, &base, issues),
         None => Vec::new(),
     };
-    let acl = raw.authorization.and_then(|a| super::policies::acl(&a.acl, &base, issues));
+    let acl = raw
+        .authorization
+        .and_then(|a| super::policies::acl(&a.acl, &base, issues));
     let broker_identity = super::policies::broker_identity(raw.broker_identity, issues);
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
@@ -126,7 +128,10 @@ fn listener(
     authenticators: &[(String, std::sync::Arc<crate::policy::authn::Authenticator>)],
     issues: &mut Issues,
 ) -> Option<ListenerConfig> {
-    let auth_line = l.authentication.as_ref().map_or(l.bind.referenced.line(), |a| a.referenced.line());
+    let auth_line = l
+        .authentication
+        .as_ref()
+        .map_or(l.bind.referenced.line(), |a| a.referenced.line());
     let authentication = super::policies::listener_chain(l.authentication, key, authenticators, issues);
     if authentication.is_empty() {
         issues.push(
@@ -183,7 +188,12 @@ fn listener(
         }
         (Some(t), false) => tls(t, &format!("{key}.tls"), base, issues),
     };
-    Some(ListenerConfig { name: l.name.value, bind: bind?, tls, authentication })
+    Some(ListenerConfig {
+        name: l.name.value,
+        bind: bind?,
+        tls,
+        authentication,
+    })
 }
 
 fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConfig> {

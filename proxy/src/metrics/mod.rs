@@ -206,9 +206,17 @@ impl Metrics {
             denials.clone(),
         );
         let authentications = Family::<AuthLabels, Counter>::default();
-        registry.register("authentications", "Authentication decisions by authenticator and result", authentications.clone());
+        registry.register(
+            "authentications",
+            "Authentication decisions by authenticator and result",
+            authentications.clone(),
+        );
         let acl_decisions = Family::<AclLabels, Counter>::default();
-        registry.register("acl_decisions", "ACL decisions by action and result", acl_decisions.clone());
+        registry.register(
+            "acl_decisions",
+            "ACL decisions by action and result",
+            acl_decisions.clone(),
+        );
         let config_reload_failures = Counter::default();
         registry.register(
             "config_reload_failures",
@@ -275,12 +283,18 @@ impl Metrics {
     }
 
     pub fn authentication(&self, authenticator: &'static str, result: &'static str) {
-        self.authentications.get_or_create(&AuthLabels { authenticator, result }).inc();
+        self.authentications
+            .get_or_create(&AuthLabels {
+                authenticator,
+                result,
+            })
+            .inc();
     }
 
     /// One ACL decision counter; resolve once and keep it (the ACL runs per packet).
     pub fn acl_counter(&self, action: &'static str, result: &'static str) -> Counter {
-        self.acl_decisions.get_or_create_owned(&AclLabels { action, result })
+        self.acl_decisions
+            .get_or_create_owned(&AclLabels { action, result })
     }
 
     /// Prometheus text exposition.

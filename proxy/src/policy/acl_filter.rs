@@ -36,7 +36,11 @@ pub struct AclFilter {
 impl AclFilter {
     pub fn new(rules: Arc<RuleSet>, metrics: Arc<Metrics>) -> Self {
         let per = |action| ["allow", "deny", "would_deny"].map(|r| metrics.acl_counter(action, r));
-        let counters = Counters { publish: per("publish"), subscribe: per("subscribe"), will: per("will") };
+        let counters = Counters {
+            publish: per("publish"),
+            subscribe: per("subscribe"),
+            will: per("will"),
+        };
         Self { rules, counters }
     }
 }
@@ -57,11 +61,17 @@ impl Filter for AclFilter {
         connect: &Connect<'_>,
     ) -> Result<Option<Box<dyn SessionFilter>>, Deny> {
         let id = &session.identity;
-        let refuse = Deny { reason: ReasonCode::ClientIdentifierNotValid, label: "unsafe_identity", disconnect: true };
+        let refuse = Deny {
+            reason: ReasonCode::ClientIdentifierNotValid,
+            label: "unsafe_identity",
+            disconnect: true,
+        };
         if self.rules.uses_placeholder("clientid") && unsafe_for_placeholders(&id.client_id) {
             return Err(refuse);
         }
-        if self.rules.uses_placeholder("username") && id.username.as_deref().is_some_and(unsafe_for_placeholders) {
+        if self.rules.uses_placeholder("username")
+            && id.username.as_deref().is_some_and(unsafe_for_placeholders)
+        {
             return Err(refuse);
         }
         let who = acl::Identity {
@@ -73,7 +83,7 @@ impl Filter for AclFilter {
             attributes: id.attributes.clone(),
             superuser: id.superuser,
         };
-        let mut s = AclSession {
+        let s = AclSession {
             acl: self.rules.compile_for(&who, &[]),
             enforce: self.rules.enforce(),
             disconnect: self.rules.deny_action() == DenyAction::Disconnect,
@@ -121,7 +131,11 @@ impl AclSession {
         }
         count(Outcome::Deny);
         info!(target: "moat::audit", action, topic = %escape(topic), rule, "ACL denied");
-        Verdict::Deny(Deny { reason: ReasonCode::NotAuthorized, label: "acl", disconnect: self.disconnect })
+        Verdict::Deny(Deny {
+            reason: ReasonCode::NotAuthorized,
+            label: "acl",
+            disconnect: self.disconnect,
+        })
     }
 }
 

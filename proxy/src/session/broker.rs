@@ -68,7 +68,11 @@ impl Relay {
         }
         self.inbound_aliases
             .set_max(c.properties.topic_alias_maximum().unwrap_or(0));
-        match rewrite::connack_for_client(c, self.ctx.limits.max_packet_size, self.assigned_client_id.as_deref()) {
+        match rewrite::connack_for_client(
+            c,
+            self.ctx.limits.max_packet_size,
+            self.assigned_client_id.as_deref(),
+        ) {
             Some(rewritten) => {
                 q.to_client.extend_from_slice(&rewritten);
                 Step::Replaced

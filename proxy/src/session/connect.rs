@@ -139,11 +139,19 @@ where
         client_id: connect.client_id.to_string(),
         username: connect.username.map(str::to_string),
         password: connect.password.map(<[u8]>::to_vec),
-        cert: peer.client_certs.as_ref().and_then(|c| c.first()).and_then(|leaf| CertIdentity::from_der(leaf)),
+        cert: peer
+            .client_certs
+            .as_ref()
+            .and_then(|c| c.first())
+            .and_then(|leaf| CertIdentity::from_der(leaf)),
     });
     let mut identity = match auth.authenticate(credentials).await {
         AuthDecision::Allow(identity) => identity,
-        AuthDecision::Deny { reason, label, authenticator } => {
+        AuthDecision::Deny {
+            reason,
+            label,
+            authenticator,
+        } => {
             info!(authenticator, reason = label, "authentication failed");
             ctx.metrics.authentication(authenticator, label);
             refuse(&mut client, version, reason).await;
@@ -171,7 +179,11 @@ where
         "authenticated"
     );
 
-    let session = SessionInfo { peer: peer.clone(), version, identity };
+    let session = SessionInfo {
+        peer: peer.clone(),
+        version,
+        identity,
+    };
     let filters = match ctx.chain.start_session(&session, &connect) {
         Ok(f) => f,
         Err(deny) => {
@@ -201,7 +213,11 @@ where
         .unwrap_or_else(|| frame.bytes().clone());
     debug!(version = version.level(), "CONNECT accepted, relaying");
     // The broker may use at most this many aliases toward the client (CONNECT is clamped to it).
-    let client_alias_max = connect.properties.topic_alias_maximum().unwrap_or(0).min(super::alias::MAX_ALIASES);
+    let client_alias_max = connect
+        .properties
+        .topic_alias_maximum()
+        .unwrap_or(0)
+        .min(super::alias::MAX_ALIASES);
     let mut relay = Relay::new(ctx.clone(), session, filters, keep_alive, client_alias_max);
     relay.assigned_client_id = assigned_client_id;
     Ok(Accepted {
@@ -248,8 +264,14 @@ fn connect_level(body: &[u8]) -> Option<u8> {
 fn assign_client_id() -> String {
     let mut bytes = [0u8; 8];
     // aws-lc's CSPRNG; if it ever failed, a time-derived id is still unique enough for a broker.
-    if rustls::crypto::aws_lc_rs::default_provider().secure_random.fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    if rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .is_err()
+    {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         bytes = (nanos as u64).to_be_bytes();
     }
     let mut id = String::with_capacity(21);

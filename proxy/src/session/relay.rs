@@ -43,6 +43,19 @@ pub(super) struct Queues {
     pub(super) to_client: BytesMut,
 }
 
+/// Reads and discards until the peer closes, for at most [`LAST_WORDS`].
+async fn drain_to_eof<R: AsyncRead + Unpin>(r: &mut R) {
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(LAST_WORDS, async {
+        while let Ok(n) = r.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// How often an idle connection without keep-alive re-checks whether one was negotiated.
 const IDLE_RECHECK: Duration = Duration::from_secs(30);
 
@@ -203,6 +216,10 @@ impl Relay {
         write_within(&mut up_w, &q.to_upstream, LAST_WORDS).await;
         let _ = up_w.shutdown().await;
         let _ = client_w.shutdown().await;
+        // Closing a socket with unread data resets it, and a reset makes the peer discard what it
+        // has received but not yet read (a burst of QoS 1 PUBLISHes before DISCONNECT, whose
+        // PUBACKs are still arriving). Read both sides to their end, briefly, before closing.
+        tokio::join!(drain_to_eof(&mut up_r), drain_to_eof(&mut client_r));
     }
 
     /// Handles every complete frame in the client buffer. Returns `Some` to close the connection.

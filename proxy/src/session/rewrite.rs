@@ -59,14 +59,22 @@ pub(crate) struct BrokerView<'a> {
 
 impl<'a> BrokerView<'a> {
     pub(crate) fn new(c: &Connect<'a>, identity: &'a Identity, policy: BrokerIdentity) -> Self {
-        let username = if policy.verified_username { identity.username.as_deref() } else { c.username };
+        let username = if policy.verified_username {
+            identity.username.as_deref()
+        } else {
+            c.username
+        };
         // 3.1.1 forbids a password without a username.
         let password = if policy.keep_password && (username.is_some() || c.version == ProtocolVersion::V5) {
             c.password
         } else {
             None
         };
-        Self { client_id: &identity.client_id, username, password }
+        Self {
+            client_id: &identity.client_id,
+            username,
+            password,
+        }
     }
 
     fn differs_from(&self, c: &Connect<'_>) -> bool {
@@ -76,7 +84,11 @@ impl<'a> BrokerView<'a> {
 
 /// The CONNECT to forward, re-encoded when the identity shown to the broker or (v5) the
 /// announced limits must change; `None` means the client's bytes go through unchanged.
-pub(crate) fn connect_for_broker(c: &Connect<'_>, view: &BrokerView<'_>, max_packet_size: usize) -> Option<Bytes> {
+pub(crate) fn connect_for_broker(
+    c: &Connect<'_>,
+    view: &BrokerView<'_>,
+    max_packet_size: usize,
+) -> Option<Bytes> {
     let props = if c.version == ProtocolVersion::V5 {
         clamp_limits(&c.properties, limit_u32(max_packet_size), None)
     } else {
@@ -104,11 +116,21 @@ pub(crate) fn connect_for_broker(c: &Connect<'_>, view: &BrokerView<'_>, max_pac
 /// A v5 CONNACK re-encoded with moat's limits and the client id moat assigned, when it must
 /// change. `None` also when the broker's reason code is unknown (the caller then forwards the
 /// original, which the client will judge).
-pub(crate) fn connack_for_client(c: &Connack<'_>, max_packet_size: usize, assigned: Option<&str>) -> Option<BytesMut> {
+pub(crate) fn connack_for_client(
+    c: &Connack<'_>,
+    max_packet_size: usize,
+    assigned: Option<&str>,
+) -> Option<BytesMut> {
     let props = clamp_limits(&c.properties, limit_u32(max_packet_size), assigned)?;
     let code = ReasonCode::from_u8(c.code)?;
     let mut out = BytesMut::new();
-    encode_connack(&mut out, ProtocolVersion::V5, c.session_present, code, props.as_bytes());
+    encode_connack(
+        &mut out,
+        ProtocolVersion::V5,
+        c.session_present,
+        code,
+        props.as_bytes(),
+    );
     Some(out)
 }
 
@@ -117,7 +139,10 @@ mod tests {
     use super::*;
     use crate::codec::{split_frame, Packet, Split};
 
-    const TRANSPARENT: BrokerIdentity = BrokerIdentity { verified_username: false, keep_password: true };
+    const TRANSPARENT: BrokerIdentity = BrokerIdentity {
+        verified_username: false,
+        keep_password: true,
+    };
 
     fn same_identity(c: &Connect<'_>) -> Identity {
         Identity {
@@ -227,8 +252,8 @@ mod tests {
     fn broker_sees_the_verified_username_and_no_password() {
         // CONNECT 3.1.1, username "claimed", password "secret", client id "c1".
         let connect = [
-            0x10, 31, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0xC2, 0x00, 30, 0x00, 0x02, b'c', b'1', 0x00, 0x07, b'c',
-            b'l', b'a', b'i', b'm', b'e', b'd', 0x00, 0x06, b's', b'e', b'c', b'r', b'e', b't',
+            0x10, 31, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0xC2, 0x00, 30, 0x00, 0x02, b'c', b'1', 0x00,
+            0x07, b'c', b'l', b'a', b'i', b'm', b'e', b'd', 0x00, 0x06, b's', b'e', b'c', b'r', b'e', b't',
         ];
         let verified = Identity {
             client_id: "c1".to_string(),
@@ -252,15 +277,21 @@ mod tests {
     #[test]
     fn anonymous_identity_reaches_the_broker_without_credentials() {
         let connect = [
-            0x10, 31, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0xC2, 0x00, 30, 0x00, 0x02, b'c', b'1', 0x00, 0x07, b'c',
-            b'l', b'a', b'i', b'm', b'e', b'd', 0x00, 0x06, b's', b'e', b'c', b'r', b'e', b't',
+            0x10, 31, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0xC2, 0x00, 30, 0x00, 0x02, b'c', b'1', 0x00,
+            0x07, b'c', b'l', b'a', b'i', b'm', b'e', b'd', 0x00, 0x06, b's', b'e', b'c', b'r', b'e', b't',
         ];
-        let anonymous = Identity { client_id: "c1".to_string(), ..Identity::default() };
+        let anonymous = Identity {
+            client_id: "c1".to_string(),
+            ..Identity::default()
+        };
         let mut rewritten = None;
         decode_one(&connect, ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             // Even with `password: keep`, 3.1.1 cannot carry a password without a username.
-            let policy = BrokerIdentity { verified_username: true, keep_password: true };
+            let policy = BrokerIdentity {
+                verified_username: true,
+                keep_password: true,
+            };
             rewritten = connect_for_broker(&c, &BrokerView::new(&c, &anonymous, policy), 1 << 20);
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V311, |p| {

@@ -70,7 +70,9 @@ pub async fn bind(cfg: &ListenerConfig, auth: AuthChain) -> Result<Listener, Lis
     Ok(Listener {
         name: cfg.name.as_str().into(),
         socket,
-        tls, auth: Arc::new(auth) })
+        tls,
+        auth: Arc::new(auth),
+    })
 }
 
 impl Listener {
@@ -103,7 +105,14 @@ impl Listener {
                 ctx.metrics.connection(&self.name, ConnResult::Denied);
                 continue;
             }
-            tracker.spawn(handle(tcp, info, self.tls.clone(), self.auth.clone(), ctx.clone(), gauge.clone()));
+            tracker.spawn(handle(
+                tcp,
+                info,
+                self.tls.clone(),
+                self.auth.clone(),
+                ctx.clone(),
+                gauge.clone(),
+            ));
         }
     }
 }

@@ -64,7 +64,11 @@ impl Drop for Credentials {
 pub enum AuthDecision {
     Allow(Identity),
     /// `reason` goes to the client (its 3.1.1 form via `connack_v3`); `label` to metrics and logs.
-    Deny { reason: ReasonCode, label: &'static str, authenticator: &'static str },
+    Deny {
+        reason: ReasonCode,
+        label: &'static str,
+        authenticator: &'static str,
+    },
 }
 
 enum Outcome {
@@ -103,11 +107,21 @@ impl AuthChain {
                     identity.authenticator = kind;
                     return AuthDecision::Allow(identity);
                 }
-                Outcome::Deny(reason, label) => return AuthDecision::Deny { reason, label, authenticator: kind },
+                Outcome::Deny(reason, label) => {
+                    return AuthDecision::Deny {
+                        reason,
+                        label,
+                        authenticator: kind,
+                    }
+                }
                 Outcome::Ignore => {}
             }
         }
-        AuthDecision::Deny { reason: ReasonCode::NotAuthorized, label: "no_authenticator", authenticator: "none" }
+        AuthDecision::Deny {
+            reason: ReasonCode::NotAuthorized,
+            label: "no_authenticator",
+            authenticator: "none",
+        }
     }
 }
 
@@ -157,10 +171,19 @@ fn x509_check(s: &X509Settings, creds: &Credentials) -> Outcome {
         },
         None => creds.client_id.clone(),
     };
-    Outcome::Allow(Identity { username, client_id, cert_cn: cert.cn.clone(), ..Identity::default() })
+    Outcome::Allow(Identity {
+        username,
+        client_id,
+        cert_cn: cert.cn.clone(),
+        ..Identity::default()
+    })
 }
 
-async fn password_check(file: &Arc<PasswordFile>, creds: &Arc<Credentials>, pool: &Arc<Semaphore>) -> Outcome {
+async fn password_check(
+    file: &Arc<PasswordFile>,
+    creds: &Arc<Credentials>,
+    pool: &Arc<Semaphore>,
+) -> Outcome {
     let Some(username) = creds.username.clone() else {
         return Outcome::Ignore;
     };
@@ -171,7 +194,8 @@ async fn password_check(file: &Arc<PasswordFile>, creds: &Arc<Credentials>, pool
     let creds_for_check = creds.clone();
     let verified = tokio::task::spawn_blocking(move || {
         let password = creds_for_check.password.as_deref().unwrap_or_default();
-        file.verify(&username, password).map(|entry| (entry.superuser, entry.groups.clone(), entry.attributes.clone()))
+        file.verify(&username, password)
+            .map(|entry| (entry.superuser, entry.groups.clone(), entry.attributes.clone()))
     })
     .await;
     match verified {
