@@ -11,6 +11,7 @@ pub mod mqtt;
 pub mod net;
 pub mod packets;
 pub mod pki;
+pub mod policy;
 pub mod procs;
 pub mod tap;
 pub mod tls;

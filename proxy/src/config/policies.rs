@@ -157,11 +157,7 @@ pub(crate) fn acl(path: &S<String>, base: &Path, issues: &mut Issues) -> Option<
     }
 }
 
-fn report_file_issues(
-    issues: &mut Issues,
-    file: &Path,
-    list: impl Iterator<Item = (u64, String, String)>,
-) {
+fn report_file_issues(issues: &mut Issues, file: &Path, list: impl Iterator<Item = (u64, String, String)>) {
     for (line, key, message) in list {
         issues.push_in(file.to_path_buf(), line, key, message);
     }

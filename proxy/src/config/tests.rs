@@ -48,7 +48,9 @@ fn unknown_key_is_an_error_with_line_and_key() {
 
 #[test]
 fn plaintext_must_be_explicit() {
-    let found = issues(&with_anon("listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n"));
+    let found = issues(&with_anon(
+        "listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n",
+    ));
     assert_eq!(found[0].key, "listeners[0].tls");
 }
 

@@ -57,6 +57,10 @@ impl Relay {
     }
 
     fn broker_connack(&mut self, c: &Connack<'_>, q: &mut Queues) -> Step {
+        if self.connack_seen {
+            return self.broker_error();
+        }
+        self.connack_seen = true;
         if let Some(ka) = c.properties.server_keep_alive() {
             self.keep_alive = ka;
         }

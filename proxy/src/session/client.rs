@@ -43,8 +43,10 @@ impl Relay {
             | Packet::Pubrel(_)
             | Packet::Pubcomp(_)
             | Packet::Unsubscribe(_)
-            | Packet::Pingreq
-            | Packet::Auth(_) => Step::Continue,
+            | Packet::Pingreq => Step::Continue,
+            // Trap 13: AUTH is for moat (no enhanced method is offered, so any AUTH — including a
+            // re-authentication — is a protocol error) and never reaches the broker.
+            Packet::Auth(_) => Step::Close(self.protocol_error("auth_packet", ReasonCode::ProtocolError)),
         }
     }
 

@@ -134,6 +134,15 @@ where
         return Err(ConnResult::Denied);
     }
 
+    // Trap 13: MQTT 5 enhanced authentication (AUTH packets) is for moat, which does not offer a
+    // method yet: refuse instead of letting the broker run an exchange moat cannot see.
+    if connect.properties.authentication_method().is_some() {
+        info!("enhanced authentication requested, not supported");
+        ctx.metrics.authentication("enhanced", "bad_method");
+        refuse(&mut client, version, ReasonCode::BadAuthenticationMethod).await;
+        return Err(ConnResult::Denied);
+    }
+
     // Authentication decides before anything reaches the broker; pipelined packets wait in `buf`.
     let credentials = Arc::new(Credentials {
         client_id: connect.client_id.to_string(),
@@ -162,11 +171,8 @@ where
 
     // Trap 4: an empty client id gets a real one here, so `${clientid}` rules see it.
     let mut assigned_client_id = None;
+    // (3.1.x without clean session was already refused by the codec with return code 2.)
     if identity.client_id.is_empty() {
-        if version != ProtocolVersion::V5 && !connect.clean_start {
-            refuse(&mut client, version, ReasonCode::ClientIdentifierNotValid).await;
-            return Err(ConnResult::Denied);
-        }
         identity.client_id = assign_client_id();
         assigned_client_id = Some(identity.client_id.clone());
     }
@@ -250,6 +256,15 @@ async fn refuse_invalid_connect<S: AsyncWrite + Unpin>(client: &mut S, body: &[u
             .await
         }
         (_, Some(5)) => refuse(client, ProtocolVersion::V5, e.reason_code()).await,
+        // 3.1.x: a rejected client identifier must be answered with return code 2.
+        (_, Some(3 | 4)) if e.reason_code() == ReasonCode::ClientIdentifierNotValid => {
+            refuse(
+                client,
+                ProtocolVersion::V311,
+                ReasonCode::ClientIdentifierNotValid,
+            )
+            .await
+        }
         _ => {}
     }
 }

@@ -76,6 +76,8 @@ pub(crate) struct Relay {
     pub(super) pending_subacks: PendingSubacks,
     /// The client id moat assigned to a v5 client that sent none (told to it in CONNACK).
     pub(super) assigned_client_id: Option<String>,
+    /// The broker's CONNACK has been relayed to the client.
+    pub(super) connack_seen: bool,
 }
 
 impl Relay {
@@ -100,6 +102,7 @@ impl Relay {
             denied_outbound_qos2: DeniedQos2::default(),
             pending_subacks: PendingSubacks::default(),
             assigned_client_id: None,
+            connack_seen: false,
         }
     }
 
@@ -132,15 +135,25 @@ impl Relay {
         tokio::pin!(keep_alive);
         let shutdown = self.ctx.shutdown.clone();
 
-        // Frames the client pipelined behind CONNECT are checked before anything else is read.
-        let mut close = self.drain_client(&mut cbuf, &mut q, max);
+        // Frames the client pipelined behind CONNECT stay in `cbuf` until the broker's CONNACK has
+        // been relayed: nothing moat answers may reach the client before its CONNACK.
+        let mut close = None;
+        let mut awaiting_connack = true;
 
         while close.is_none() {
+            if awaiting_connack && self.connack_seen {
+                awaiting_connack = false;
+                close = self.drain_client(&mut cbuf, &mut q, max);
+                if close.is_some() {
+                    break;
+                }
+            }
             if finishing && q.to_upstream.is_empty() && q.to_client.is_empty() {
                 close = Some(None);
                 break;
             }
-            let read_client = !client_eof && !finishing && q.to_upstream.len() < QUEUE_CAP;
+            let read_client =
+                !client_eof && !finishing && !awaiting_connack && q.to_upstream.len() < QUEUE_CAP;
             let read_upstream = !finishing && q.to_client.len() < QUEUE_CAP;
             if read_client {
                 reserve_read(&mut cbuf);

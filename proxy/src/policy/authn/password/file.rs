@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_saphyr::options::DuplicateKeyPolicy;
-use serde_saphyr::{Options, Spanned};
+use serde_saphyr::{Budget, Options, Spanned};
 
 use super::emqx::{EmqxField, EmqxSpec};
 use super::hash::PasswordHash;
@@ -110,7 +110,8 @@ pub fn parse_mosquitto_passwd(text: &str) -> Result<PasswordFile, Vec<LoadIssue>
     }
 }
 
-/// Parses the YAML password file format (see the module docs of the contract). Every problem is
+/// Parses the YAML password file format (`users:` → name → `password_hash`, `superuser`,
+/// `groups`, `attributes`). Every problem is
 /// reported with its line and its dotted key (`users.alice.password_hash.iterations`).
 pub fn parse_password_file(text: &str) -> Result<PasswordFile, Vec<LoadIssue>> {
     let doc = read_yaml(text)?;
@@ -215,15 +216,37 @@ pub(super) fn read_yaml(text: &str) -> Result<RawDoc, Vec<LoadIssue>> {
     // Duplicates reach our visitors, which report each with its line (the parser would stop at
     // the first one).
     options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
+    // The parser's default budget (250k nodes) stops at about 60k users; a file is already
+    // bounded to MAX_FILE_BYTES, so allow roughly a million users while keeping alias and depth
+    // limits at their defaults.
+    let mut budget = Budget::default();
+    budget.max_nodes = MAX_YAML_NODES;
+    budget.max_events = MAX_YAML_NODES + MAX_YAML_NODES / 2;
+    options.budget = Some(budget);
     serde_saphyr::from_str_with_options::<RawDoc>(text, options).map_err(|error| {
         let line = error.location().map(|l| l.line()).unwrap_or(0);
-        vec![LoadIssue::new(
-            line,
-            key_on_line(text, line),
+        let message = if is_budget_error(&error) {
+            "the file exceeds the YAML parser's limits (too many entries, aliases or nesting levels)"
+        } else {
             "invalid YAML or a value of the wrong type (expected a string, boolean, number, list or \
-             mapping as documented)",
-        )]
+             mapping as documented)"
+        };
+        vec![LoadIssue::new(line, key_on_line(text, line), message)]
     })
+}
+
+/// YAML nodes allowed in one file: about ten per user for a million users.
+const MAX_YAML_NODES: usize = 10_000_000;
+
+fn is_budget_error(mut error: &serde_saphyr::Error) -> bool {
+    loop {
+        match error {
+            serde_saphyr::Error::WithSnippet { error: inner, .. }
+            | serde_saphyr::Error::AliasError { error: inner, .. } => error = inner,
+            serde_saphyr::Error::Budget { .. } => return true,
+            _ => return false,
+        }
+    }
 }
 
 /// The mapping key written on `line`, to name the setting of a parser error without quoting the

@@ -44,13 +44,39 @@ pub struct LoadIssue {
 }
 
 impl LoadIssue {
+    /// The key is passed through [`shown_key`]: in a malformed file a hash can end up parsed as
+    /// a key (a lost colon or quote), and it must not reach the error then either.
     pub(crate) fn new(line: u64, key: impl Into<String>, message: impl Into<String>) -> Self {
         LoadIssue {
             line,
-            key: key.into(),
+            key: shown_key(&key.into()),
             message: message.into(),
         }
     }
+}
+
+/// Longest key segment shown as written; every real setting name is far shorter than any hash.
+const MAX_SHOWN_SEGMENT: usize = 40;
+
+/// Redacts the segments of a dotted key that could be (part of) a secret: anything long, or
+/// holding the `$`, quote or whitespace characters that appear when a hash line lost its colon.
+fn shown_key(key: &str) -> String {
+    let segments: Vec<&str> = key
+        .split('.')
+        .map(|segment| {
+            let suspicious = segment.len() > MAX_SHOWN_SEGMENT
+                || segment
+                    .chars()
+                    .any(|c| c == '$' || c == '"' || c == '\'' || c.is_control())
+                || segment.split_whitespace().any(|word| word.len() > 16);
+            if suspicious {
+                "<redacted>"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    segments.join(".")
 }
 
 impl fmt::Display for LoadIssue {
