@@ -118,3 +118,43 @@ fn split_and_publish_decode_do_not_allocate() {
         }
     }
 }
+
+/// PUBACK/PUBREL (v5 with a reason string), PINGREQ, PINGRESP and a 3.1.1 PUBACK: the other
+/// per-message packets on the hot path must not allocate either.
+#[test]
+fn acks_and_pings_do_not_allocate() {
+    let v5_ack: &[u8] = &[0x40, 0x08, 0x00, 0x01, 0x87, 0x04, 0x1F, 0x00, 0x01, b'x'];
+    let v5_pubrel: &[u8] = &[0x62, 0x03, 0x00, 0x01, 0x92];
+    let pings: &[u8] = &[0xC0, 0x00, 0xD0, 0x00];
+    let v3_ack: &[u8] = &[0x40, 0x02, 0x00, 0x01];
+    for (v, one) in [
+        (ProtocolVersion::V5, [v5_ack, v5_pubrel, pings].concat()),
+        (ProtocolVersion::V311, [v3_ack, pings].concat()),
+    ] {
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 64).collect();
+        let mut buf = BytesMut::with_capacity(batch.len() * 2);
+        let drain = |buf: &mut BytesMut| {
+            let before = allocs();
+            buf.reserve(batch.len());
+            buf.extend_from_slice(&batch);
+            let mut n = 0;
+            while let Ok(Split::Frame(f)) = split_frame(buf, 1 << 20) {
+                match f.decode(v) {
+                    Ok(Packet::Puback(a)) | Ok(Packet::Pubrel(a)) => {
+                        n += usize::from(a.packet_id) + a.properties.iter().count();
+                    }
+                    Ok(Packet::Pingreq) | Ok(Packet::Pingresp) => n += 1,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert!(n > 0);
+            allocs() - before
+        };
+        drain(&mut buf); // warm-up: promotes the buffer to the shared representation
+        let mut total = 0;
+        for _ in 0..50 {
+            total += drain(&mut buf);
+        }
+        assert_eq!(total, 0, "{v:?}: {total} allocations");
+    }
+}

@@ -13,6 +13,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::connect::Connect;
+use super::packet::Packet;
 use super::publish::Publish;
 use super::reader::{varint_bytes, varint_len, VARINT_MAX};
 use super::reason::ReasonCode;
@@ -328,11 +329,23 @@ pub fn encode_subscribe(
     props: &[u8],
     filters: &[(&str, SubscriptionOptions)],
 ) {
+    subscribe_from(out, v, packet_id, props, filters.iter().copied());
+}
+
+/// SUBSCRIBE from any re-iterable source of filters (a slice or a decoded view's iterator), so
+/// forwarding a decoded SUBSCRIBE does not collect into a Vec.
+fn subscribe_from<'f>(
+    out: &mut BytesMut,
+    v: ProtocolVersion,
+    packet_id: u16,
+    props: &[u8],
+    filters: impl Iterator<Item = (&'f str, SubscriptionOptions)> + Clone,
+) {
     let mut size = Size::new().add(2);
     if v.is_v5() {
         size = size.props(props);
     }
-    for (f, _) in filters {
+    for (f, _) in filters.clone() {
         size = size.string(f.as_bytes()).add(1);
     }
     if !header(out, 0x82, size) {
@@ -357,11 +370,21 @@ pub fn encode_unsubscribe(
     props: &[u8],
     filters: &[&str],
 ) {
+    unsubscribe_from(out, v, packet_id, props, filters.iter().copied());
+}
+
+fn unsubscribe_from<'f>(
+    out: &mut BytesMut,
+    v: ProtocolVersion,
+    packet_id: u16,
+    props: &[u8],
+    filters: impl Iterator<Item = &'f str> + Clone,
+) {
     let mut size = Size::new().add(2);
     if v.is_v5() {
         size = size.props(props);
     }
-    for f in filters {
+    for f in filters.clone() {
         size = size.string(f.as_bytes());
     }
     if !header(out, 0xA2, size) {
@@ -373,5 +396,48 @@ pub fn encode_unsubscribe(
     }
     for f in filters {
         put_string(out, f.as_bytes());
+    }
+}
+
+/// Re-encode a decoded packet (possibly a modified copy) for protocol version `v`, with its own
+/// property blocks. Encoding a packet decoded under `v` yields an equivalent packet (the same
+/// fields after decoding; byte-identical whenever the input used the shortest forms).
+/// CONNECT is encoded for its own `version`.
+pub fn encode_packet(out: &mut BytesMut, v: ProtocolVersion, p: &Packet<'_>) {
+    let code = |c: u8| ReasonCode::from_u8(c).unwrap_or(ReasonCode::UnspecifiedError);
+    match p {
+        Packet::Connect(c) => encode_connect(out, c),
+        Packet::Connack(c) => {
+            let rc = if v.is_v5() {
+                code(c.code)
+            } else {
+                ReasonCode::from_connack_v3(c.code).unwrap_or(ReasonCode::ServerUnavailable)
+            };
+            encode_connack(out, v, c.session_present, rc, c.properties.raw());
+        }
+        Packet::Publish(pb) => encode_publish(out, v, pb, pb.properties.raw()),
+        Packet::Puback(a) | Packet::Pubrec(a) | Packet::Pubrel(a) | Packet::Pubcomp(a) => {
+            encode_ack(
+                out,
+                v,
+                p.packet_type(),
+                a.packet_id,
+                code(a.reason),
+                a.properties.raw(),
+            );
+        }
+        Packet::Subscribe(s) => {
+            subscribe_from(out, v, s.packet_id, s.properties.raw(), s.filters());
+        }
+        Packet::Suback(s) | Packet::Unsuback(s) => {
+            encode_suback(out, v, p.packet_type(), s.packet_id, s.codes, s.properties.raw())
+        }
+        Packet::Unsubscribe(u) => {
+            unsubscribe_from(out, v, u.packet_id, u.properties.raw(), u.filters());
+        }
+        Packet::Pingreq => encode_pingreq(out),
+        Packet::Pingresp => encode_pingresp(out),
+        Packet::Disconnect(d) => encode_disconnect(out, v, code(d.reason), d.properties.raw()),
+        Packet::Auth(a) => encode_auth(out, code(a.reason), a.properties.raw()),
     }
 }

@@ -118,6 +118,7 @@ const AUTH_DATA: u32 = 0x16;
 
 /// Read the property-length varint and the block it announces, validating every property.
 /// The declared length must be consumed exactly by whole properties.
+#[inline]
 pub(crate) fn read_properties<'a>(r: &mut Reader<'a>, ctx: PropCtx) -> Result<Properties<'a>, CodecError> {
     let len = r.varint()?;
     let raw = r.take(len as usize)?;

@@ -7,7 +7,7 @@ use super::error::{malformed, protocol, CodecError};
 use super::frame::Frame;
 use super::properties::{read_properties, PropCtx, Properties};
 use super::reader::Reader;
-use super::topic::validate_topic_name;
+use super::topic::topic_name_from_wire;
 use super::types::{ProtocolVersion, QoS};
 
 /// A decoded PUBLISH. Fields are public so the proxy can copy-and-modify before
@@ -26,6 +26,7 @@ pub struct Publish<'a> {
     pub payload: Bytes,
 }
 
+#[inline]
 pub(crate) fn decode_publish(frame: &Frame, version: ProtocolVersion) -> Result<Publish<'_>, CodecError> {
     let flags = frame.flags();
     let dup = flags & 0x08 != 0;
@@ -38,7 +39,7 @@ pub(crate) fn decode_publish(frame: &Frame, version: ProtocolVersion) -> Result<
         return protocol("PUBLISH DUP set with QoS 0");
     }
     let mut r = Reader::new(frame.body());
-    let topic = r.utf8()?;
+    let raw_topic = r.binary()?;
     let packet_id = if qos == QoS::AtMostOnce {
         None
     } else {
@@ -55,9 +56,11 @@ pub(crate) fn decode_publish(frame: &Frame, version: ProtocolVersion) -> Result<
     };
     // An empty topic is only meaningful in v5 with a Topic Alias; whether the alias is known
     // is session state and is the caller's check.
-    if !(topic.is_empty() && version.is_v5() && properties.topic_alias().is_some()) {
-        validate_topic_name(topic)?;
-    }
+    let topic = if raw_topic.is_empty() && version.is_v5() && properties.topic_alias().is_some() {
+        ""
+    } else {
+        topic_name_from_wire(raw_topic)?
+    };
     let start = frame.header_len().saturating_add(r.pos());
     let payload = if start < frame.len() {
         frame.bytes().slice(start..)

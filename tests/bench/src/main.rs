@@ -74,6 +74,10 @@ struct RunArgs {
     /// Seconds of warm-up before each measurement [1; quick 0.25].
     #[arg(long)]
     warmup: Option<f64>,
+    /// Rounds of the handshake / throughput / latency workloads, targets interleaved in each;
+    /// the report shows medians [3; quick 1]. The idle workload runs once.
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Idle connections held per target [8000; quick 500].
     #[arg(long)]
     idle_conns: Option<usize>,
@@ -141,7 +145,7 @@ fn row(name: impl Into<String>, kind: Kind) -> Row {
     Row {
         name: name.into(),
         kind,
-        vals: [None, None, None],
+        vals: Default::default(),
     }
 }
 
@@ -178,6 +182,7 @@ async fn run(a: RunArgs) -> Result<()> {
     let duration = Duration::from_secs_f64(a.duration.unwrap_or(if quick { 1.0 } else { 5.0 }));
     let warmup = Duration::from_secs_f64(a.warmup.unwrap_or(if quick { 0.25 } else { 1.0 }));
     let idle_conns = a.idle_conns.unwrap_or(if quick { 500 } else { 8000 });
+    let rounds = a.rounds.unwrap_or(if quick { 1 } else { 3 }).max(1);
     let run_id = format!("mb{}", std::process::id());
     let cfg = work::Cfg {
         run_id,
@@ -254,7 +259,8 @@ async fn run(a: RunArgs) -> Result<()> {
     }
 
     // Idle memory first: later workloads leave freed heap behind that new connections
-    // would reuse, hiding their true cost.
+    // would reuse, hiding their true cost. It runs once; the others run `rounds` times,
+    // targets interleaved within each round, and the tables show medians.
     if wl("idle") {
         let mut h = row(
             format!("Idle TLS connection memory, KiB/conn ({idle_conns} held; (a): broker RSS, plaintext)"),
@@ -279,11 +285,11 @@ async fn run(a: RunArgs) -> Result<()> {
                         "         {} opened, {} failed, RSS {} -> {} KiB, {:.1} KiB/conn",
                         r.opened, r.failed, r.rss_before_kib, r.rss_held_kib, r.kib_per_conn
                     );
-                    h.vals[i] = Some(Ok(r.kib_per_conn));
-                    opened.vals[i] = Some(Ok(r.opened as f64));
-                    held.vals[i] = Some(Ok(r.rss_held_kib as f64 / 1024.0));
-                    after.vals[i] = r.rss_after_close_kib.map(|k| Ok(k as f64 / 1024.0));
-                    orate.vals[i] = Some(Ok(r.opened as f64 / r.open_secs));
+                    h.vals[i].push(Some(r.kib_per_conn));
+                    opened.vals[i].push(Some(r.opened as f64));
+                    held.vals[i].push(Some(r.rss_held_kib as f64 / 1024.0));
+                    after.vals[i].push(r.rss_after_close_kib.map(|k| k as f64 / 1024.0));
+                    orate.vals[i].push(Some(r.opened as f64 / r.open_secs));
                     if r.failed > 0 {
                         rep.notes.push(format!(
                             "idle ({}): {} of {} connections failed to open; last error: {}",
@@ -296,7 +302,7 @@ async fn run(a: RunArgs) -> Result<()> {
                 }
                 Err(e) => {
                     eprintln!("         FAILED: {}", err_string(&e));
-                    h.vals[i] = Some(Err(err_string(&e)));
+                    h.vals[i].error = Some(err_string(&e));
                 }
             }
         }
@@ -304,43 +310,54 @@ async fn run(a: RunArgs) -> Result<()> {
         rep.detail.extend([opened, held, after, orate]);
     }
 
+    let round_tag = |r: usize| {
+        if rounds > 1 {
+            format!(" (round {}/{rounds})", r + 1)
+        } else {
+            String::new()
+        }
+    };
+
     if wl("handshake") {
         let mut h = row(
             "Full handshakes/s (TCP + TLS + CONNECT/CONNACK + close; (a): no TLS)",
             Kind::Rate,
         );
         let mut c = row("CPU µs per handshake (measured process)", Kind::Cost);
-        for t in &targets {
-            eprintln!(
-                "[{:>5.1}s] handshakes: {}",
-                started.elapsed().as_secs_f64(),
-                t.label
-            );
-            let i = idx(t);
-            match bounded(duration + warmup + slack, work::handshakes(t, &cfg)).await {
-                Ok(r) => {
-                    eprintln!("         {:.0}/s ({} ok, {} errors)", r.per_s, r.ok, r.errors);
-                    h.vals[i] = Some(Ok(r.per_s));
-                    c.vals[i] = r.cpu_us_per_hs.map(Ok);
-                    if r.no_close > 0 {
-                        rep.notes.push(format!(
-                            "handshakes ({}): after {} of {} DISCONNECTs the server had not closed the connection within 500 ms",
-                            t.label, r.no_close, r.ok
-                        ));
+        for round in 0..rounds {
+            for t in &targets {
+                eprintln!(
+                    "[{:>5.1}s] handshakes: {}{}",
+                    started.elapsed().as_secs_f64(),
+                    t.label,
+                    round_tag(round)
+                );
+                let i = idx(t);
+                match bounded(duration + warmup + slack, work::handshakes(t, &cfg)).await {
+                    Ok(r) => {
+                        eprintln!("         {:.0}/s ({} ok, {} errors)", r.per_s, r.ok, r.errors);
+                        h.vals[i].push(Some(r.per_s));
+                        c.vals[i].push(r.cpu_us_per_hs);
+                        if r.no_close > 0 {
+                            rep.notes.push(format!(
+                                "handshakes ({}): after {} of {} DISCONNECTs the server had not closed the connection within 500 ms",
+                                t.label, r.no_close, r.ok
+                            ));
+                        }
+                        if r.errors > 0 {
+                            rep.notes.push(format!(
+                                "handshakes ({}): {} errors besides {} successes; last: {}",
+                                t.label,
+                                r.errors,
+                                r.ok,
+                                r.last_error.unwrap_or_default()
+                            ));
+                        }
                     }
-                    if r.errors > 0 {
-                        rep.notes.push(format!(
-                            "handshakes ({}): {} errors besides {} successes; last: {}",
-                            t.label,
-                            r.errors,
-                            r.ok,
-                            r.last_error.unwrap_or_default()
-                        ));
+                    Err(e) => {
+                        eprintln!("         FAILED: {}", err_string(&e));
+                        h.vals[i].error = Some(err_string(&e));
                     }
-                }
-                Err(e) => {
-                    eprintln!("         FAILED: {}", err_string(&e));
-                    h.vals[i] = Some(Err(err_string(&e)));
                 }
             }
         }
@@ -361,54 +378,50 @@ async fn run(a: RunArgs) -> Result<()> {
             );
             let mut c = row(format!("CPU µs per message, QoS {qos}, {sz}"), Kind::Cost);
             let mut bc = row(format!("Broker CPU µs per message, QoS {qos}, {sz}"), Kind::Cost);
-            for t in &targets {
-                eprintln!(
-                    "[{:>5.1}s] throughput QoS {qos} {sz}: {}",
-                    started.elapsed().as_secs_f64(),
-                    t.label
-                );
-                let i = idx(t);
-                match bounded(duration + warmup + slack, work::throughput(t, &cfg, qos, size)).await {
-                    Ok(r) => {
-                        eprintln!(
-                            "         {:.0} msg/s ({} sent, {} acked, {} received{})",
-                            r.msgs_per_s,
-                            r.sent,
-                            r.acked,
-                            r.received,
-                            if r.notes.is_empty() {
+            let mut cc = row(
+                format!("Client (moat-bench) CPU µs per message, QoS {qos}, {sz}"),
+                Kind::Cost,
+            );
+            for round in 0..rounds {
+                for t in &targets {
+                    eprintln!(
+                        "[{:>5.1}s] throughput QoS {qos} {sz}: {}{}",
+                        started.elapsed().as_secs_f64(),
+                        t.label,
+                        round_tag(round)
+                    );
+                    let i = idx(t);
+                    match bounded(duration + warmup + slack, work::throughput(t, &cfg, qos, size)).await {
+                        Ok(r) => {
+                            let extra = if r.notes.is_empty() {
                                 String::new()
                             } else {
                                 format!("; {}", r.notes.join("; "))
+                            };
+                            eprintln!(
+                                "         {:.0} msg/s ({} sent, {} acked, {} received{})",
+                                r.msgs_per_s, r.sent, r.acked, r.received, extra
+                            );
+                            h.vals[i].push(Some(r.msgs_per_s));
+                            c.vals[i].push(r.cpu_us_per_msg);
+                            bc.vals[i].push(r.broker_cpu_us_per_msg);
+                            cc.vals[i].push(r.client_cpu_us_per_msg);
+                            if r.received < r.sent || r.bad > 0 || !r.notes.is_empty() {
+                                rep.notes.push(format!(
+                                    "throughput QoS {qos} {sz} ({}): sent {}, PUBACKed {}, received {}, malformed {}{}",
+                                    t.label, r.sent, r.acked, r.received, r.bad, extra
+                                ));
                             }
-                        );
-                        h.vals[i] = Some(Ok(r.msgs_per_s));
-                        c.vals[i] = r.cpu_us_per_msg.map(Ok);
-                        bc.vals[i] = r.broker_cpu_us_per_msg.map(Ok);
-                        if r.received < r.sent || r.bad > 0 || !r.notes.is_empty() {
-                            rep.notes.push(format!(
-                                "throughput QoS {qos} {sz} ({}): sent {}, PUBACKed {}, received {}, malformed {}{}",
-                                t.label,
-                                r.sent,
-                                r.acked,
-                                r.received,
-                                r.bad,
-                                if r.notes.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!("; {}", r.notes.join("; "))
-                                }
-                            ));
                         }
-                    }
-                    Err(e) => {
-                        eprintln!("         FAILED: {}", err_string(&e));
-                        h.vals[i] = Some(Err(err_string(&e)));
+                        Err(e) => {
+                            eprintln!("         FAILED: {}", err_string(&e));
+                            h.vals[i].error = Some(err_string(&e));
+                        }
                     }
                 }
             }
             rep.headline.push(h);
-            rep.detail.extend([c, bc]);
+            rep.detail.extend([c, bc, cc]);
         }
     }
 
@@ -424,33 +437,36 @@ async fn run(a: RunArgs) -> Result<()> {
             );
             let mut p999 = row(format!("Latency QoS {qos} p99.9, µs"), Kind::Latency);
             let mut max = row(format!("Latency QoS {qos} max, µs"), Kind::Latency);
-            for t in &targets {
-                eprintln!(
-                    "[{:>5.1}s] latency QoS {qos}: {}",
-                    started.elapsed().as_secs_f64(),
-                    t.label
-                );
-                let i = idx(t);
-                match bounded(duration + warmup + slack, work::latency(t, &cfg, qos)).await {
-                    Ok(r) => {
-                        eprintln!(
-                            "         p50 {:.0} µs, p99 {:.0} µs ({} samples, {} sent, {} received)",
-                            r.p50_us, r.p99_us, r.samples, r.sent, r.received
-                        );
-                        p50.vals[i] = Some(Ok(r.p50_us));
-                        p99.vals[i] = Some(Ok(r.p99_us));
-                        p999.vals[i] = Some(Ok(r.p999_us));
-                        max.vals[i] = Some(Ok(r.max_us));
-                        if r.received < r.sent {
-                            rep.notes.push(format!(
-                                "latency QoS {qos} ({}): sent {}, received {}",
-                                t.label, r.sent, r.received
-                            ));
+            for round in 0..rounds {
+                for t in &targets {
+                    eprintln!(
+                        "[{:>5.1}s] latency QoS {qos}: {}{}",
+                        started.elapsed().as_secs_f64(),
+                        t.label,
+                        round_tag(round)
+                    );
+                    let i = idx(t);
+                    match bounded(duration + warmup + slack, work::latency(t, &cfg, qos)).await {
+                        Ok(r) => {
+                            eprintln!(
+                                "         p50 {:.0} µs, p99 {:.0} µs ({} samples, {} sent, {} received)",
+                                r.p50_us, r.p99_us, r.samples, r.sent, r.received
+                            );
+                            p50.vals[i].push(Some(r.p50_us));
+                            p99.vals[i].push(Some(r.p99_us));
+                            p999.vals[i].push(Some(r.p999_us));
+                            max.vals[i].push(Some(r.max_us));
+                            if r.received < r.sent {
+                                rep.notes.push(format!(
+                                    "latency QoS {qos} ({}): sent {}, received {}",
+                                    t.label, r.sent, r.received
+                                ));
+                            }
                         }
-                    }
-                    Err(e) => {
-                        eprintln!("         FAILED: {}", err_string(&e));
-                        p50.vals[i] = Some(Err(err_string(&e)));
+                        Err(e) => {
+                            eprintln!("         FAILED: {}", err_string(&e));
+                            p50.vals[i].error = Some(err_string(&e));
+                        }
                     }
                 }
             }
@@ -464,10 +480,11 @@ async fn run(a: RunArgs) -> Result<()> {
         preamble = std::fs::read_to_string(p).unwrap_or_default();
     }
     preamble.push_str(&format!(
-        "\nParameters: {} s measured + {} s warm-up per workload and target; {} publishers; latency {} msg/s of {} B; \
+        "\nParameters: {} s measured + {} s warm-up per workload and target, {} round(s), medians shown; {} publishers; latency {} msg/s of {} B; \
          {} handshake loops; {} idle connections; client TLS kx {}; wall time {:.0} s; load average {} at start, {} at end.\n",
         duration.as_secs_f64(),
         warmup.as_secs_f64(),
+        rounds,
         cfg.publishers,
         cfg.rate,
         cfg.latency_payload.max(16),

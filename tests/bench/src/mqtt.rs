@@ -162,3 +162,68 @@ impl Reader {
         Ok(Some((header, body)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(bytes: &[u8], chunk: usize) -> Vec<(u8, Vec<u8>)> {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let mut rd = Reader::default();
+            let mut out = Vec::new();
+            for c in bytes.chunks(chunk) {
+                let mut src = c;
+                rd.fill(&mut src).await.unwrap();
+                while let Some((h, b)) = rd.next_frame().unwrap() {
+                    out.push((h, b.to_vec()));
+                }
+            }
+            out
+        })
+    }
+
+    #[test]
+    fn publish_round_trips_across_remaining_length_boundaries() {
+        for len in [0usize, 1, 100, 115, 116, 16_000, 16_370, 16_371, 70_000] {
+            for qos in [0u8, 1] {
+                let mut buf = Vec::new();
+                mqtt_publish_then_disconnect(&mut buf, qos, len);
+                let f = frames(&buf, 7);
+                assert_eq!(f.len(), 2, "len {len} qos {qos}");
+                let p = parse_publish(f[0].0, &f[0].1).unwrap();
+                assert_eq!(
+                    (p.qos, p.packet_id, p.payload.len()),
+                    (qos, if qos > 0 { 42 } else { 0 }, len)
+                );
+                assert_eq!(&p.payload[..len.min(3)], &b"abc"[..len.min(3)]);
+                assert_eq!(f[1], (0xE0, vec![]));
+            }
+        }
+    }
+
+    fn mqtt_publish_then_disconnect(buf: &mut Vec<u8>, qos: u8, len: usize) {
+        publish(buf, "a/b", qos, 42, &b"abc"[..len.min(3)], len);
+        buf.extend_from_slice(&DISCONNECT);
+    }
+
+    #[test]
+    fn connect_and_subscribe_have_the_3_1_1_layout() {
+        let mut buf = Vec::new();
+        connect(&mut buf, "id", 60);
+        assert_eq!(buf, b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x02id");
+        buf.clear();
+        subscribe(&mut buf, 1, "t", 1);
+        assert_eq!(buf, b"\x82\x06\x00\x01\x00\x01t\x01");
+    }
+
+    #[test]
+    fn oversized_or_malformed_lengths_are_errors() {
+        let mut rd = Reader::default();
+        rd.buf.extend_from_slice(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(rd.next_frame().is_err());
+        let mut rd = Reader::default();
+        rd.buf.extend_from_slice(&[0x30, 0x81, 0x80, 0x80, 0x01]); // 2 MiB + 1 > limit
+        assert!(rd.next_frame().is_err());
+    }
+}

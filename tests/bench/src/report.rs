@@ -11,12 +11,50 @@ pub enum Kind {
     Latency,
 }
 
+/// One target's figure: a sample per round (the median is shown), or the last error.
+#[derive(Default)]
+pub struct Cell {
+    pub samples: Vec<f64>,
+    pub error: Option<String>,
+}
+
+impl Cell {
+    pub fn push(&mut self, v: Option<f64>) {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            self.samples.push(v);
+        }
+    }
+    /// `None` = not run / not applicable, `Some(Err)` = failed in every round.
+    pub fn value(&self) -> Shown {
+        if self.samples.is_empty() {
+            return self.error.clone().map(Err);
+        }
+        let mut v = self.samples.clone();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(Ok(if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }))
+    }
+    /// (max − min) / median, in %, when there are several samples.
+    fn spread_pct(&self) -> Option<f64> {
+        let med = match self.value() {
+            Some(Ok(m)) if self.samples.len() > 1 && m != 0.0 => m,
+            _ => return None,
+        };
+        let max = self.samples.iter().cloned().fold(f64::MIN, f64::max);
+        let min = self.samples.iter().cloned().fold(f64::MAX, f64::min);
+        Some((max - min) / med.abs() * 100.0)
+    }
+}
+
 pub struct Row {
     pub name: String,
     pub kind: Kind,
-    /// Indexed by target: 0 = a, 1 = b, 2 = c. `None` = not run / not applicable,
-    /// `Some(Err)` = failed.
-    pub vals: [Option<Result<f64, String>>; 3],
+    /// Indexed by target: 0 = a, 1 = b, 2 = c.
+    pub vals: [Cell; 3],
 }
 
 pub struct Report {
@@ -53,7 +91,10 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-fn cell(v: &Option<Result<f64, String>>) -> String {
+/// A cell's shown value: `None` = not run, `Some(Err)` = failed.
+type Shown = Option<Result<f64, String>>;
+
+fn cell(v: &Shown) -> String {
     match v {
         None => "—".into(),
         Some(Ok(x)) => fmt_num(*x),
@@ -61,7 +102,7 @@ fn cell(v: &Option<Result<f64, String>>) -> String {
     }
 }
 
-fn ok(v: &Option<Result<f64, String>>) -> Option<f64> {
+fn ok(v: &Shown) -> Option<f64> {
     match v {
         Some(Ok(x)) if x.is_finite() => Some(*x),
         _ => None,
@@ -83,10 +124,14 @@ fn delta(a: Option<f64>, b: Option<f64>) -> String {
 }
 
 fn table(rows: &[Row], out: &mut String) {
+    let rows: Vec<(&Row, [Shown; 3])> = rows
+        .iter()
+        .map(|r| (r, [r.vals[0].value(), r.vals[1].value(), r.vals[2].value()]))
+        .collect();
     out.push_str("| Figure | (a) direct | (b) HAProxy TLS | (c) moat TLS | moat / HAProxy | moat − direct (µs) | HAProxy − direct (µs) |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
-    for r in rows {
-        let (a, b, c) = (ok(&r.vals[0]), ok(&r.vals[1]), ok(&r.vals[2]));
+    for (r, vals) in &rows {
+        let (a, b, c) = (ok(&vals[0]), ok(&vals[1]), ok(&vals[2]));
         let ratio = match (b, c) {
             (Some(b), Some(c)) if b != 0.0 => format!("{:.2}×", c / b),
             _ => "—".into(),
@@ -99,9 +144,9 @@ fn table(rows: &[Row], out: &mut String) {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
-            cell(&r.vals[0]),
-            cell(&r.vals[1]),
-            cell(&r.vals[2]),
+            cell(&vals[0]),
+            cell(&vals[1]),
+            cell(&vals[2]),
             ratio,
             dc,
             db
@@ -119,14 +164,38 @@ impl Report {
         out.push_str("\n### Cost and details\n\n");
         table(&self.detail, &mut out);
         out.push_str("\nCPU µs per operation = utime+stime of the measured process (the broker for (a), the proxy for (b)/(c)) over the measurement window, divided by the operations completed in it.\n");
+        let spread: Vec<String> = self
+            .headline
+            .iter()
+            .filter(|r| r.vals.iter().any(|c| c.spread_pct().is_some()))
+            .map(|r| {
+                let c = |i: usize| {
+                    self::Cell::spread_pct(&r.vals[i]).map_or("—".to_string(), |p| format!("{p:.0}%"))
+                };
+                format!("| {} | {} | {} | {} |\n", r.name, c(0), c(1), c(2))
+            })
+            .collect();
+        if !spread.is_empty() {
+            out.push_str("\n### Spread across rounds ((max − min) / median; the tables show medians)\n\n");
+            out.push_str("| Figure | (a) | (b) | (c) |\n|---|---:|---:|---:|\n");
+            for l in spread {
+                out.push_str(&l);
+            }
+        }
         let errs: Vec<String> = self
             .headline
             .iter()
             .chain(self.detail.iter())
             .flat_map(|r| {
-                r.vals.iter().enumerate().filter_map(move |(i, v)| match v {
-                    Some(Err(e)) => Some(format!("- {} / ({}): {}", r.name, ["a", "b", "c"][i], e)),
-                    _ => None,
+                r.vals.iter().enumerate().filter_map(move |(i, v)| {
+                    v.error.as_ref().map(|e| {
+                        let rounds = if v.samples.is_empty() {
+                            "every round"
+                        } else {
+                            "some rounds"
+                        };
+                        format!("- {} / ({}), {rounds}: {}", r.name, ["a", "b", "c"][i], e)
+                    })
                 })
             })
             .collect();
@@ -141,5 +210,35 @@ impl Report {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_show_the_median_or_the_error() {
+        let mut c = Cell::default();
+        assert!(c.value().is_none());
+        c.error = Some("boom".into());
+        assert_eq!(c.value(), Some(Err("boom".into())));
+        for v in [3.0, f64::NAN, 1.0, 2.0] {
+            c.push(Some(v));
+        }
+        c.push(None);
+        assert_eq!(c.value(), Some(Ok(2.0)));
+        c.push(Some(10.0));
+        assert_eq!(c.value(), Some(Ok(2.5)));
+        assert_eq!(c.spread_pct(), Some(360.0));
+    }
+
+    #[test]
+    fn numbers_are_grouped() {
+        assert_eq!(fmt_num(1_234_567.4), "1,234,567");
+        assert_eq!(fmt_num(-1500.0), "-1,500");
+        assert_eq!(fmt_num(123.4), "123");
+        assert_eq!(fmt_num(12.34), "12.3");
+        assert_eq!(fmt_num(1.234), "1.23");
     }
 }

@@ -168,6 +168,8 @@ pub struct TpOut {
     pub msgs_per_s: f64,
     pub cpu_us_per_msg: Option<f64>,
     pub broker_cpu_us_per_msg: Option<f64>,
+    /// This process (all publishers + the subscriber).
+    pub client_cpu_us_per_msg: Option<f64>,
     pub sent: u64,
     /// QoS 1: PUBACKs the publishers got.
     pub acked: u64,
@@ -274,8 +276,10 @@ async fn run_publisher(
     err
 }
 
+/// Deep enough that the pipeline is not round-trip bound through a proxy (16 MiB, at most
+/// 50,000 messages: within the broker's max_queued_messages of 100,000).
 fn auto_window(payload: usize) -> usize {
-    (4 * 1024 * 1024 / (payload + 32)).clamp(256, 10_000)
+    (16 * 1024 * 1024 / (payload + 32)).clamp(256, 50_000)
 }
 
 pub async fn throughput(t: &Target, cfg: &Cfg, qos: u8, payload: usize) -> Result<TpOut> {
@@ -341,9 +345,10 @@ pub async fn throughput(t: &Target, cfg: &Cfg, qos: u8, payload: usize) -> Resul
 
     sleep_until(measure_from).await;
     let bcpu = || cfg.broker_pid.and_then(procfs::cpu_ticks);
-    let (c1, cpu1, b1, w1) = (count.load(Relaxed), cpu(t), bcpu(), Instant::now());
+    let me = || procfs::cpu_ticks(std::process::id());
+    let (c1, cpu1, b1, m1, w1) = (count.load(Relaxed), cpu(t), bcpu(), me(), Instant::now());
     sleep_until(end).await;
-    let (c2, cpu2, b2, w2) = (count.load(Relaxed), cpu(t), bcpu(), Instant::now());
+    let (c2, cpu2, b2, m2, w2) = (count.load(Relaxed), cpu(t), bcpu(), me(), Instant::now());
 
     let mut notes = Vec::new();
     let _ = timeout(to + Duration::from_secs(5), async {
@@ -357,7 +362,7 @@ pub async fn throughput(t: &Target, cfg: &Cfg, qos: u8, payload: usize) -> Resul
     pub_set.abort_all();
     // Let in-flight messages arrive so that `received` vs `sent` shows loss, not lag.
     let total_sent = sent.load(Relaxed);
-    let drain = Instant::now() + Duration::from_secs(3);
+    let drain = Instant::now() + Duration::from_secs(6);
     while count.load(Relaxed) < total_sent && Instant::now() < drain {
         sleep(Duration::from_millis(20)).await;
     }
@@ -383,6 +388,7 @@ pub async fn throughput(t: &Target, cfg: &Cfg, qos: u8, payload: usize) -> Resul
         msgs_per_s: msgs as f64 / secs,
         cpu_us_per_msg: cpu_per_op(cfg, cpu1, cpu2, msgs),
         broker_cpu_us_per_msg: cpu_per_op(cfg, b1, b2, msgs),
+        client_cpu_us_per_msg: cpu_per_op(cfg, m1, m2, msgs),
         sent: total_sent,
         acked: acked.load(Relaxed),
         received: sub.received,

@@ -12,6 +12,7 @@ mod differential;
 mod encode;
 mod framing;
 mod gen;
+mod more_rejections;
 mod publish;
 mod reason;
 mod roundtrip;

@@ -154,3 +154,26 @@ fn subscription_options_byte() {
     assert_eq!(o.to_byte(), 0x2E);
     assert!(SubscriptionOptions::from_byte(0x04, ProtocolVersion::V311).is_err());
 }
+
+#[test]
+fn topic_special_bytes_found_at_every_position() {
+    // Exercises both the 8-byte SWAR path and the remainder path.
+    for len in 1..40 {
+        for pos in 0..len {
+            for (c, malformed) in [(b'+', false), (b'#', false), (0u8, true)] {
+                let mut t = vec![b'a'; len];
+                t[pos] = c;
+                let s = std::str::from_utf8(&t).unwrap();
+                let e = validate_topic_name(s).unwrap_err();
+                assert_eq!(matches!(e, CodecError::Malformed(_)), malformed, "{len} {pos}");
+            }
+        }
+        let ok = "é".repeat(len);
+        assert!(validate_topic_name(&ok).is_ok());
+        // Bytes that differ from '+'/'#' by one bit must not trip the SWAR test.
+        let near: String = std::iter::repeat_n(['*', ',', '"', '$', '\u{1}', '\u{7f}'], len)
+            .flatten()
+            .collect();
+        assert!(validate_topic_name(&near).is_ok());
+    }
+}
