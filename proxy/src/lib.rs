@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod codec;
+pub mod commands;
 pub mod config;
 pub mod dev;
 pub mod metrics;

@@ -51,6 +51,58 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: SocketAddr,
     },
+    /// Add or replace a user in a YAML password file (argon2id). The password is read from the
+    /// terminal without echo, or as one line from standard input.
+    Passwd { file: PathBuf, user: String },
+    /// Work with ACL policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImportFormat {
+    Emqx,
+    Mosquitto,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Convert an EMQX acl.conf or a Mosquitto acl_file into a moat ACL file (printed).
+    Import {
+        #[arg(long)]
+        from: ImportFormat,
+        file: PathBuf,
+    },
+    /// Show the ACL decision for one client and one topic, and the rule that made it.
+    Explain {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, default_value = "")]
+        clientid: String,
+        #[arg(long)]
+        cert_cn: Option<String>,
+        #[arg(long)]
+        peer: Option<std::net::IpAddr>,
+        #[arg(long)]
+        group: Vec<String>,
+        /// NAME=VALUE, repeatable.
+        #[arg(long)]
+        attr: Vec<String>,
+        #[arg(long)]
+        superuser: bool,
+        #[arg(long, conflicts_with = "subscribe", required_unless_present = "subscribe")]
+        publish: Option<String>,
+        #[arg(long)]
+        subscribe: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+        #[arg(long)]
+        retain: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +116,8 @@ fn main() -> ExitCode {
             listen,
             admin,
         } => dev(dir, upstream, listen, admin),
+        Command::Passwd { file, user } => passwd(&file, &user),
+        Command::Policy { command } => return policy(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,6 +139,99 @@ fn check(path: &Path) -> ExitCode {
                 eprintln!("{issue}");
             }
             ExitCode::from(2)
+        }
+    }
+}
+
+fn passwd(file: &Path, user: &str) -> anyhow::Result<()> {
+    let password = moat::commands::passwd::read_password()?;
+    moat::commands::passwd::set_password(file, user, &password)?;
+    eprintln!("{}: password for `{user}` set (argon2id)", file.display());
+    Ok(())
+}
+
+fn policy(command: PolicyCommand) -> ExitCode {
+    match command {
+        PolicyCommand::Import { from, file } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("moat: cannot read {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let converted = match from {
+                ImportFormat::Emqx => moat::policy::acl::import_emqx(&text),
+                ImportFormat::Mosquitto => moat::policy::acl::import_mosquitto(&text),
+            };
+            match converted {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+        PolicyCommand::Explain {
+            config,
+            username,
+            clientid,
+            cert_cn,
+            peer,
+            group,
+            attr,
+            superuser,
+            publish,
+            subscribe,
+            qos,
+            retain,
+        } => {
+            use moat::commands::explain::{explain, Question, Who};
+            let cfg = match config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let Some(rules) = cfg.acl else {
+                eprintln!(
+                    "{}: no `authorization.acl` configured: every action is allowed",
+                    config.display()
+                );
+                return ExitCode::from(2);
+            };
+            let mut attributes = std::collections::BTreeMap::new();
+            for a in attr {
+                match a.split_once('=') {
+                    Some((k, v)) => {
+                        attributes.insert(k.to_string(), v.to_string());
+                    }
+                    None => {
+                        eprintln!("moat: --attr expects NAME=VALUE, got `{a}`");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let who = Who {
+                username,
+                client_id: clientid,
+                cert_cn,
+                peer,
+                groups: group,
+                attributes,
+                superuser,
+            };
+            let question = match (&publish, &subscribe) {
+                (Some(topic), _) => Question::Publish { topic, qos, retain },
+                (None, Some(filter)) => Question::Subscribe { filter, qos },
+                (None, None) => return ExitCode::from(2),
+            };
+            print!("{}", explain(&rules, who, question));
+            ExitCode::SUCCESS
         }
     }
 }
