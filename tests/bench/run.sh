@@ -154,6 +154,12 @@ upstream:
 admin:
   bind: "127.0.0.1:$ADMIN_PORT"
 log_format: text
+# Anonymous, no ACL: the bench measures the relay, as HAProxy does no MQTT work at all.
+# Set MOAT_BENCH_EXTRA_YAML to append e.g. an authorization section.
+authentication:
+  - name: anonymous
+    type: anonymous
+${MOAT_BENCH_EXTRA_YAML:-}
 CONF
     "$MOAT" check -c "$WORK/moat.yaml" >"$WORK/moat-check.log" 2>&1 || { cat "$WORK/moat-check.log" >&2; exit 1; }
     # Warnings only: per-connection logging would be a cost HAProxy (no log target) does not pay.

@@ -43,6 +43,17 @@ pub(super) struct Queues {
     pub(super) to_client: BytesMut,
 }
 
+/// Frees the capacity of empty buffers. Runs on the keep-alive timer, not per packet: an active
+/// connection keeps its buffers (no allocation per packet), a connection that has been quiet for a
+/// keep-alive period gives its ~8 KiB back, which is what a fleet of mostly idle devices needs.
+fn release_idle_buffers<const N: usize>(buffers: [&mut BytesMut; N]) {
+    for b in buffers {
+        if b.is_empty() && b.capacity() > 0 {
+            *b = BytesMut::new();
+        }
+    }
+}
+
 /// Reads and discards until the peer closes, for at most [`LAST_WORDS`].
 async fn drain_to_eof<R: AsyncRead + Unpin>(r: &mut R) {
     let mut sink = [0u8; 1024];
@@ -200,8 +211,14 @@ impl Relay {
                         info!("keep-alive timeout");
                         close = Some(Some(ReasonCode::KeepAliveTimeout));
                     }
-                    Some(limit) => keep_alive.as_mut().reset((last_seen + limit).into()),
-                    None => keep_alive.as_mut().reset((Instant::now() + IDLE_RECHECK).into()),
+                    Some(limit) => {
+                        keep_alive.as_mut().reset((last_seen + limit).into());
+                        release_idle_buffers([&mut cbuf, &mut ubuf, &mut q.to_upstream, &mut q.to_client]);
+                    }
+                    None => {
+                        keep_alive.as_mut().reset((Instant::now() + IDLE_RECHECK).into());
+                        release_idle_buffers([&mut cbuf, &mut ubuf, &mut q.to_upstream, &mut q.to_client]);
+                    }
                 },
                 _ = shutdown.cancelled() => {
                     close = Some(Some(ReasonCode::ServerShuttingDown));
