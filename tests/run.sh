@@ -30,3 +30,13 @@ else
 fi
 # Doc tests are not run by nextest.
 cargo test --locked --workspace --doc
+
+# The codec is the security boundary: fuzz it briefly when a nightly toolchain and cargo-fuzz
+# are there, otherwise run its property tests ten times longer than the default suite does.
+if cargo +nightly --version >/dev/null 2>&1 && cargo +nightly fuzz --version >/dev/null 2>&1; then
+  for target in split_frame decode_all; do
+    (cd proxy/fuzz && cargo +nightly fuzz run "$target" -- -max_total_time=30)
+  done
+else
+  MOAT_PROPTEST_SCALE=10 cargo test --locked -p moat --lib codec::tests::roundtrip
+fi

@@ -14,12 +14,22 @@ fn reencode(p: &Packet<'_>, v: ProtocolVersion) -> Vec<u8> {
     out.to_vec()
 }
 
+/// `MOAT_PROPTEST_SCALE=N` multiplies the case counts: the long run CI does when it has no
+/// nightly toolchain for the fuzzers (tests/run.sh).
+fn scaled_cases(base: u32) -> u32 {
+    let scale = std::env::var("MOAT_PROPTEST_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1);
+    base.saturating_mul(scale.max(1))
+}
+
 fn versioned() -> impl Strategy<Value = (ProtocolVersion, Gen)> {
     gen::version().prop_flat_map(|v| (Just(v), gen::packet(v)))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: scaled_cases(2000), ..ProptestConfig::default() })]
 
     #[test]
     fn encode_decode_round_trip((v, g) in versioned()) {
@@ -179,7 +189,7 @@ fn exercise(p: &Packet<'_>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: scaled_cases(3000), ..ProptestConfig::default() })]
 
     /// Same property as the `decode_all` fuzz target, on stable: whatever decodes (here,
     /// mutations of valid packets) re-encodes to a packet with identical fields.
