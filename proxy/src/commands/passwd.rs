@@ -80,7 +80,7 @@ pub fn set_password(file: &Path, user: &str, password: &[u8]) -> Result<(), Pass
             })
         }
     };
-    let hash = hash_password(password);
+    let hash = hash_password(password).map_err(|e| PasswdError::Edit(e.to_string()))?;
     let updated = upsert_user(&text, user, &hash).map_err(PasswdError::Edit)?;
     let write_err = |source| PasswdError::Write {
         path: file.display().to_string(),

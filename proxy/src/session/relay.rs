@@ -211,12 +211,9 @@ impl Relay {
                         info!("keep-alive timeout");
                         close = Some(Some(ReasonCode::KeepAliveTimeout));
                     }
-                    Some(limit) => {
-                        keep_alive.as_mut().reset((last_seen + limit).into());
-                        release_idle_buffers([&mut cbuf, &mut ubuf, &mut q.to_upstream, &mut q.to_client]);
-                    }
-                    None => {
-                        keep_alive.as_mut().reset((Instant::now() + IDLE_RECHECK).into());
+                    limit => {
+                        let next = limit.map_or(Instant::now() + IDLE_RECHECK, |l| last_seen + l);
+                        keep_alive.as_mut().reset(next.into());
                         release_idle_buffers([&mut cbuf, &mut ubuf, &mut q.to_upstream, &mut q.to_client]);
                     }
                 },

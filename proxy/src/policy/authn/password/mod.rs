@@ -22,13 +22,14 @@ mod upsert;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+#[path = "tests/file.rs"]
 mod tests_file;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 pub use file::{load_password_file, parse_mosquitto_passwd, parse_password_file, MAX_FILE_BYTES};
-pub use phc::hash_password;
+pub use phc::{hash_password, HashPasswordError};
 pub use upsert::upsert_user;
 
 use hash::PasswordHash;

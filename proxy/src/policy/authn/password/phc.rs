@@ -169,24 +169,28 @@ fn default_params() -> Params {
 }
 
 /// A fresh Argon2id PHC string with OWASP parameters (m=19456 KiB, t=2, p=1) and a random
-/// 16-byte salt, for `moat passwd`.
-///
-/// # Panics
-/// Only if the operating system's random number generator fails: a salt that is not random would
-/// silently weaken every hash, so refusing is the only safe outcome for a CLI.
-pub fn hash_password(password: &[u8]) -> String {
+/// 16-byte salt, for `moat passwd`. Fails only if the operating system's random number generator
+/// fails: a salt that is not random would silently weaken the hash, so there is no fallback.
+pub fn hash_password(password: &[u8]) -> Result<String, HashPasswordError> {
     let mut salt = [0u8; NEW_SALT_LEN];
-    #[allow(clippy::expect_used)]
-    getrandom::getrandom(&mut salt).expect("the OS random number generator failed; cannot salt a hash");
+    getrandom::getrandom(&mut salt).map_err(|_| HashPasswordError::Random)?;
     let mut out = [0u8; NEW_OUTPUT_LEN];
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, default_params());
-    #[allow(clippy::expect_used)]
     argon
         .hash_password_into(password, &salt, &mut out)
-        .expect("fixed Argon2 parameters and a 16-byte salt are always accepted");
-    format!(
+        .map_err(|_| HashPasswordError::Argon2)?;
+    Ok(format!(
         "$argon2id$v=19$m={DEFAULT_M},t={DEFAULT_T},p={DEFAULT_P}${}${}",
         STANDARD_NO_PAD.encode(salt),
         STANDARD_NO_PAD.encode(out)
-    )
+    ))
+}
+
+/// Why a new hash could not be made (never carries the password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HashPasswordError {
+    #[error("the operating system's random number generator failed; cannot salt a hash")]
+    Random,
+    #[error("argon2 refused its parameters")]
+    Argon2,
 }

@@ -113,7 +113,7 @@ fn unknown_user_takes_comparable_time_to_a_wrong_password() {
     // Real OWASP-cost entries (the dummy imitates them); min over rounds filters scheduler noise.
     let file = parse_password_file(&format!(
         "users:\n  alice:\n    password_hash: \"{}\"\n",
-        hash_password(b"alice-pass")
+        hash_password(b"alice-pass").expect("hash")
     ))
     .unwrap();
     // Interleaved so that warm-up and frequency changes hit both sides alike; the minimum of
@@ -138,7 +138,7 @@ fn unknown_user_takes_comparable_time_to_a_wrong_password() {
 fn empty_password_is_always_refused() {
     let file = parse_password_file(&format!(
         "users:\n  nopw:\n    password_hash: \"{}\"\n",
-        hash_password(b"")
+        hash_password(b"").expect("hash")
     ))
     .unwrap();
     assert!(
@@ -461,7 +461,7 @@ fn mosquitto_passwd_output_verifies_at_test_time() {
 #[test]
 fn hash_upsert_parse_verify_round_trip() {
     // New file from nothing.
-    let text = upsert_user("", "alice", &hash_password(b"alice-pass")).unwrap();
+    let text = upsert_user("", "alice", &hash_password(b"alice-pass").expect("hash")).unwrap();
     let file = parse_password_file(&text).unwrap();
     assert!(file.verify("alice", b"alice-pass").is_some());
 
@@ -481,7 +481,7 @@ fn hash_upsert_parse_verify_round_trip() {
     assert_eq!(file.len(), 7);
     assert!(file.verify("erin", b"correctbatteryhorsestapler").is_some());
     assert!(file.verify("erin", b"erin-pass").is_none());
-    let alice = upsert_user(&text, "alice", &hash_password(b"new-alice")).unwrap();
+    let alice = upsert_user(&text, "alice", &hash_password(b"new-alice").expect("hash")).unwrap();
     let file = parse_password_file(&alice).unwrap();
     let entry = file.verify("alice", b"new-alice").unwrap();
     assert!(
