@@ -158,6 +158,7 @@ pub struct Metrics {
     protocol_errors: Family<KindLabels, Counter>,
     denials: Family<DenyLabels, Counter>,
     authentications: Family<AuthLabels, Counter>,
+    pub authentication_seconds: Histogram,
     acl_decisions: Family<AclLabels, Counter>,
     pub config_reload_failures: Counter,
 }
@@ -211,6 +212,12 @@ impl Metrics {
             "Authentication decisions by authenticator and result",
             authentications.clone(),
         );
+        let authentication_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "authentication_duration_seconds",
+            "Time the authentication chain took to decide",
+            authentication_seconds.clone(),
+        );
         let acl_decisions = Family::<AclLabels, Counter>::default();
         registry.register(
             "acl_decisions",
@@ -253,6 +260,7 @@ impl Metrics {
             protocol_errors,
             denials,
             authentications,
+            authentication_seconds,
             acl_decisions,
             config_reload_failures,
         })

@@ -144,24 +144,38 @@ where
     }
 
     // Authentication decides before anything reaches the broker; pipelined packets wait in `buf`.
+    let cert = peer
+        .client_certs
+        .as_ref()
+        .and_then(|c| c.first())
+        .and_then(|leaf| CertIdentity::from_der(leaf));
+    let peer_cert_cn = cert.as_ref().and_then(|c| c.cn.clone());
     let credentials = Arc::new(Credentials {
         client_id: connect.client_id.to_string(),
         username: connect.username.map(str::to_string),
         password: connect.password.map(<[u8]>::to_vec),
-        cert: peer
-            .client_certs
-            .as_ref()
-            .and_then(|c| c.first())
-            .and_then(|leaf| CertIdentity::from_der(leaf)),
+        cert,
     });
-    let mut identity = match auth.authenticate(credentials).await {
+    let started = std::time::Instant::now();
+    let decision = auth.authenticate(credentials).await;
+    ctx.metrics
+        .authentication_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let mut identity = match decision {
         AuthDecision::Allow(identity) => identity,
         AuthDecision::Deny {
             reason,
             label,
             authenticator,
         } => {
-            info!(authenticator, reason = label, "authentication failed");
+            info!(
+                target: "moat::audit",
+                authenticator,
+                reason = label,
+                username = %escape(connect.username.unwrap_or("")),
+                cert_cn = %escape(peer_cert_cn.as_deref().unwrap_or("")),
+                "authentication failed"
+            );
             ctx.metrics.authentication(authenticator, label);
             refuse(&mut client, version, reason).await;
             return Err(ConnResult::Denied);
@@ -180,8 +194,11 @@ where
         tracing::Span::current().record("client_id", tracing::field::display(escape(&identity.client_id)));
     }
     info!(
+        target: "moat::audit",
         authenticator = identity.authenticator,
         username = %escape(identity.username.as_deref().unwrap_or("")),
+        cert_cn = %escape(identity.cert_cn.as_deref().unwrap_or("")),
+        superuser = identity.superuser,
         "authenticated"
     );
 

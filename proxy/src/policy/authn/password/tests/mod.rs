@@ -72,10 +72,7 @@ fn argon2d_from_the_crate_hasher_verifies() {
     let salt = SaltString::from_b64("c29tZXNhbHRzYWx0").unwrap();
     let params = argon2::Params::new(64, 1, 1, Some(32)).unwrap();
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2d, argon2::Version::V0x13, params);
-    let phc = argon
-        .hash_password(b"d-pass", &salt)
-        .unwrap()
-        .to_string();
+    let phc = argon.hash_password(b"d-pass", &salt).unwrap().to_string();
     assert!(phc.starts_with("$argon2d$v=19$m=64,t=1,p=1$"));
     let hash = parse(&phc);
     assert!(hash.verify(b"d-pass"));
