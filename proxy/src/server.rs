@@ -43,7 +43,11 @@ impl Server {
         let metrics = Metrics::new();
         let mut filters: Vec<Arc<dyn Filter>> = Vec::new();
         if let Some(rules) = &config.acl {
-            filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone())));
+            filters.push(Arc::new(AclFilter::new(
+                rules.clone(),
+                metrics.clone(),
+                config.acl_check_delivery,
+            )));
         }
         let chain = if filters.is_empty() {
             Chain::allow_all()

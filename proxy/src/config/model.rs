@@ -25,6 +25,8 @@ pub struct Config {
     pub authenticators: Vec<(String, Arc<Authenticator>)>,
     /// The topic ACL, when `authorization.acl` is set.
     pub acl: Option<Arc<RuleSet>>,
+    /// Check each broker → client PUBLISH against the client's subscribe permissions.
+    pub acl_check_delivery: bool,
     pub broker_identity: BrokerIdentity,
 }
 

@@ -48,6 +48,8 @@ pub(crate) struct RawAuthenticator {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuthorization {
     pub acl: S<String>,
+    #[serde(default)]
+    pub check_delivery: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

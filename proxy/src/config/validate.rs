@@ -18,6 +18,11 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         Some(list) => super::policies::authenticators(list.value, &base, issues),
         None => Vec::new(),
     };
+    let acl_check_delivery = raw
+        .authorization
+        .as_ref()
+        .and_then(|a| a.check_delivery.as_ref())
+        .is_some_and(|c| c.value);
     let acl = raw
         .authorization
         .and_then(|a| super::policies::acl(&a.acl, &base, issues));
@@ -117,6 +122,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         log_format,
         authenticators,
         acl,
+        acl_check_delivery,
         broker_identity,
     })
 }

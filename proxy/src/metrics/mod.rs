@@ -61,6 +61,11 @@ pub struct AclLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -160,6 +165,7 @@ pub struct Metrics {
     authentications: Family<AuthLabels, Counter>,
     pub authentication_seconds: Histogram,
     acl_decisions: Family<AclLabels, Counter>,
+    acl_rule_matches: Family<RuleLabels, Counter>,
     pub config_reload_failures: Counter,
 }
 
@@ -224,6 +230,12 @@ impl Metrics {
             "ACL decisions by action and result",
             acl_decisions.clone(),
         );
+        let acl_rule_matches = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "acl_rule_matches",
+            "ACL decisions by the rule that made them",
+            acl_rule_matches.clone(),
+        );
         let config_reload_failures = Counter::default();
         registry.register(
             "config_reload_failures",
@@ -262,6 +274,7 @@ impl Metrics {
             authentications,
             authentication_seconds,
             acl_decisions,
+            acl_rule_matches,
             config_reload_failures,
         })
     }
@@ -303,6 +316,13 @@ impl Metrics {
     pub fn acl_counter(&self, action: &'static str, result: &'static str) -> Counter {
         self.acl_decisions
             .get_or_create_owned(&AclLabels { action, result })
+    }
+
+    /// The match counter of one ACL rule (rule ids are a bounded, user-chosen set).
+    pub fn acl_rule_counter(&self, rule: &str) -> Counter {
+        self.acl_rule_matches.get_or_create_owned(&RuleLabels {
+            rule: rule.to_string(),
+        })
     }
 
     /// Prometheus text exposition.

@@ -1,7 +1,9 @@
 //! The ACL as a filter: compiled per client at session start (placeholders expanded once, trap
-//! 7), the Will checked as a publish (trap 3), then every PUBLISH and SUBSCRIBE filter checked.
+//! 7), the Will checked as a publish (trap 3), then every PUBLISH and SUBSCRIBE filter checked,
+//! and optionally every delivery.
 //! Shadow mode (`enforce: false`) counts and logs "would deny" and lets traffic through.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
@@ -13,12 +15,15 @@ use crate::codec::{Connect, Publish, ReasonCode, SubscriptionOptions};
 use crate::metrics::Metrics;
 use crate::util::escape;
 
-/// Counters per action, indexed by [`Outcome`].
-#[derive(Clone)]
+/// Counters per action, indexed by [`Outcome`], and per rule id; resolved once and shared by all
+/// sessions, so counting a decision neither allocates nor takes a lock.
 struct Counters {
-    publish: [Counter; 3],
-    subscribe: [Counter; 3],
-    will: [Counter; 3],
+    publish: [Counter; 4],
+    subscribe: [Counter; 4],
+    deliver: [Counter; 4],
+    will: [Counter; 4],
+    /// Rule ids are few and chosen by the user: a bounded label set.
+    rules: HashMap<Arc<str>, Counter>,
 }
 
 #[derive(Clone, Copy)]
@@ -26,22 +31,39 @@ enum Outcome {
     Allow = 0,
     Deny = 1,
     WouldDeny = 2,
+    /// No rule matched; `no_match` decided.
+    NoMatch = 3,
 }
 
 pub struct AclFilter {
     rules: Arc<RuleSet>,
-    counters: Counters,
+    counters: Arc<Counters>,
+    check_delivery: bool,
 }
 
 impl AclFilter {
-    pub fn new(rules: Arc<RuleSet>, metrics: Arc<Metrics>) -> Self {
-        let per = |action| ["allow", "deny", "would_deny"].map(|r| metrics.acl_counter(action, r));
+    /// `check_delivery`: also check each broker → client PUBLISH against the client's subscribe
+    /// permissions (closes the gap left by rule order, or by rules changed after subscribing).
+    pub fn new(rules: Arc<RuleSet>, metrics: Arc<Metrics>, check_delivery: bool) -> Self {
+        let per =
+            |action| ["allow", "deny", "would_deny", "no_match"].map(|r| metrics.acl_counter(action, r));
+        let rule_counters = rules
+            .rules()
+            .iter()
+            .map(|r| (Arc::<str>::from(r.id()), metrics.acl_rule_counter(r.id())))
+            .collect();
         let counters = Counters {
             publish: per("publish"),
             subscribe: per("subscribe"),
+            deliver: per("deliver"),
             will: per("will"),
+            rules: rule_counters,
         };
-        Self { rules, counters }
+        Self {
+            rules,
+            counters: Arc::new(counters),
+            check_delivery,
+        }
     }
 }
 
@@ -53,6 +75,10 @@ fn unsafe_for_placeholders(s: &str) -> bool {
 impl Filter for AclFilter {
     fn name(&self) -> &'static str {
         "acl"
+    }
+
+    fn checks_delivery(&self) -> bool {
+        self.check_delivery
     }
 
     fn start_session(
@@ -88,6 +114,7 @@ impl Filter for AclFilter {
             enforce: self.rules.enforce(),
             disconnect: self.rules.deny_action() == DenyAction::Disconnect,
             counters: self.counters.clone(),
+            check_delivery: self.check_delivery,
         };
         if let Some(will) = &connect.will {
             let decision = s.acl.check_publish(will.topic, will.qos as u8, will.retain);
@@ -104,7 +131,8 @@ struct AclSession {
     acl: ClientAcl,
     enforce: bool,
     disconnect: bool,
-    counters: Counters,
+    counters: Arc<Counters>,
+    check_delivery: bool,
 }
 
 impl AclSession {
@@ -112,6 +140,7 @@ impl AclSession {
         let counters = match action {
             "publish" => &self.counters.publish,
             "subscribe" => &self.counters.subscribe,
+            "deliver" => &self.counters.deliver,
             _ => &self.counters.will,
         };
         let count = |o: Outcome| {
@@ -119,6 +148,15 @@ impl AclSession {
                 c.inc();
             }
         };
+        match d.rule.as_ref() {
+            Some(rule) => {
+                if let Some(c) = self.counters.rules.get(rule) {
+                    c.inc();
+                }
+            }
+            None if !d.superuser => count(Outcome::NoMatch),
+            None => {}
+        }
         if d.permission == Permission::Allow {
             count(Outcome::Allow);
             return Verdict::Allow;
@@ -148,5 +186,14 @@ impl SessionFilter for AclSession {
     fn on_subscribe(&mut self, _s: &SessionInfo, filter: &str, o: SubscriptionOptions) -> Verdict {
         let d = self.acl.check_subscribe(filter, o.qos as u8);
         self.verdict(&d, "subscribe", filter)
+    }
+
+    /// A delivered topic is checked as a subscription to exactly that topic.
+    fn on_deliver(&mut self, _s: &SessionInfo, topic: &str, p: &Publish<'_>) -> Verdict {
+        if !self.check_delivery {
+            return Verdict::Allow;
+        }
+        let d = self.acl.check_subscribe(topic, p.qos as u8);
+        self.verdict(&d, "deliver", topic)
     }
 }

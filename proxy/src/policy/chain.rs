@@ -48,6 +48,10 @@ impl Chain {
         first_deny(self.filters.iter().map(|f| f.on_connect(peer, connect)))
     }
 
+    pub fn checks_delivery(&self) -> bool {
+        self.filters.iter().any(|f| f.checks_delivery())
+    }
+
     /// Starts every filter's per-session part; the first refusal wins.
     pub fn start_session(&self, session: &SessionInfo, connect: &Connect<'_>) -> Result<SessionChain, Deny> {
         let mut filters = Vec::new();

@@ -101,6 +101,13 @@ pub trait Filter: Send + Sync + 'static {
         Verdict::Allow
     }
 
+    /// Whether this filter inspects broker → client PUBLISHes (`on_deliver`). Then moat tells the
+    /// broker it accepts no topic aliases, so a dropped delivery cannot leave the client's alias
+    /// map out of step with the broker's.
+    fn checks_delivery(&self) -> bool {
+        false
+    }
+
     /// After authentication: compile per-client state, check the Will (`connect` still carries it),
     /// or refuse the session.
     fn start_session(

@@ -232,15 +232,21 @@ where
 
     let keep_alive = connect.keep_alive;
     let shown = rewrite::BrokerView::new(&connect, &session.identity, ctx.broker_identity);
-    let connect_bytes = rewrite::connect_for_broker(&connect, &shown, ctx.limits.max_packet_size)
+    // The broker may use at most this many aliases toward the client (CONNECT is clamped to it);
+    // none when deliveries are checked, so a dropped delivery cannot desync the client's aliases.
+    let alias_cap = if ctx.chain.checks_delivery() {
+        0
+    } else {
+        super::alias::MAX_ALIASES
+    };
+    let connect_bytes = rewrite::connect_for_broker(&connect, &shown, ctx.limits.max_packet_size, alias_cap)
         .unwrap_or_else(|| frame.bytes().clone());
     debug!(version = version.level(), "CONNECT accepted, relaying");
-    // The broker may use at most this many aliases toward the client (CONNECT is clamped to it).
     let client_alias_max = connect
         .properties
         .topic_alias_maximum()
         .unwrap_or(0)
-        .min(super::alias::MAX_ALIASES);
+        .min(alias_cap);
     let mut relay = Relay::new(ctx.clone(), session, filters, keep_alive, client_alias_max);
     relay.assigned_client_id = assigned_client_id;
     Ok(Accepted {

@@ -18,11 +18,16 @@ use crate::codec::{
 };
 
 /// The property block with Maximum Packet Size lowered to `limit` and Topic Alias Maximum lowered
-/// to [`MAX_ALIASES`] (and an Assigned Client Identifier added when given), or `None` when the
+/// to `alias_cap` (at most [`MAX_ALIASES`]) (and an Assigned Client Identifier added when given), or `None` when the
 /// peer's announced values already fit and nothing is added.
-fn clamp_limits(props: &Properties<'_>, limit: u32, assigned: Option<&str>) -> Option<PropertiesBuilder> {
+fn clamp_limits(
+    props: &Properties<'_>,
+    limit: u32,
+    alias_cap: u16,
+    assigned: Option<&str>,
+) -> Option<PropertiesBuilder> {
     let size_fits = props.maximum_packet_size().is_some_and(|m| m <= limit);
-    let aliases_fit = props.topic_alias_maximum().is_none_or(|m| m <= MAX_ALIASES);
+    let aliases_fit = props.topic_alias_maximum().is_none_or(|m| m <= alias_cap);
     if size_fits && aliases_fit && assigned.is_none() {
         return None;
     }
@@ -31,7 +36,7 @@ fn clamp_limits(props: &Properties<'_>, limit: u32, assigned: Option<&str>) -> O
         match p {
             Property::MaximumPacketSize(_) | Property::AssignedClientIdentifier(_) => {}
             Property::TopicAliasMaximum(m) => {
-                out.push(Property::TopicAliasMaximum(m.min(MAX_ALIASES)));
+                out.push(Property::TopicAliasMaximum(m.min(alias_cap)));
             }
             other => {
                 out.push(other);
@@ -84,13 +89,15 @@ impl<'a> BrokerView<'a> {
 
 /// The CONNECT to forward, re-encoded when the identity shown to the broker or (v5) the
 /// announced limits must change; `None` means the client's bytes go through unchanged.
+/// `alias_cap` is how many topic aliases the broker may use toward the client.
 pub(crate) fn connect_for_broker(
     c: &Connect<'_>,
     view: &BrokerView<'_>,
     max_packet_size: usize,
+    alias_cap: u16,
 ) -> Option<Bytes> {
     let props = if c.version == ProtocolVersion::V5 {
-        clamp_limits(&c.properties, limit_u32(max_packet_size), None)
+        clamp_limits(&c.properties, limit_u32(max_packet_size), alias_cap, None)
     } else {
         None
     };
@@ -121,7 +128,7 @@ pub(crate) fn connack_for_client(
     max_packet_size: usize,
     assigned: Option<&str>,
 ) -> Option<BytesMut> {
-    let props = clamp_limits(&c.properties, limit_u32(max_packet_size), assigned)?;
+    let props = clamp_limits(&c.properties, limit_u32(max_packet_size), MAX_ALIASES, assigned)?;
     let code = ReasonCode::from_u8(c.code)?;
     let mut out = BytesMut::new();
     encode_connack(
@@ -171,7 +178,7 @@ mod tests {
         decode_one(&connect[..connect[1] as usize + 2], ProtocolVersion::V5, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let id = same_identity(&c);
-            rewritten = connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 4096);
+            rewritten = connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 4096, MAX_ALIASES);
         });
         let rewritten = rewritten.expect("rewritten");
         decode_one(&rewritten, ProtocolVersion::V5, |p| {
@@ -195,7 +202,9 @@ mod tests {
         decode_one(&connect, ProtocolVersion::V5, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let id = same_identity(&c);
-            assert!(connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 4096).is_none());
+            assert!(
+                connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 4096, MAX_ALIASES).is_none()
+            );
         });
     }
 
@@ -207,7 +216,9 @@ mod tests {
         decode_one(&connect, ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let id = same_identity(&c);
-            assert!(connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 64).is_none());
+            assert!(
+                connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 64, MAX_ALIASES).is_none()
+            );
         });
     }
 
@@ -264,7 +275,7 @@ mod tests {
         decode_one(&connect, ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let view = BrokerView::new(&c, &verified, BrokerIdentity::default());
-            rewritten = connect_for_broker(&c, &view, 1 << 20);
+            rewritten = connect_for_broker(&c, &view, 1 << 20, MAX_ALIASES);
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
@@ -292,7 +303,8 @@ mod tests {
                 verified_username: true,
                 keep_password: true,
             };
-            rewritten = connect_for_broker(&c, &BrokerView::new(&c, &anonymous, policy), 1 << 20);
+            rewritten =
+                connect_for_broker(&c, &BrokerView::new(&c, &anonymous, policy), 1 << 20, MAX_ALIASES);
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
@@ -312,6 +324,26 @@ mod tests {
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
             assert_eq!(c.properties.assigned_client_identifier(), Some("moat-0123"));
+        });
+    }
+
+    #[test]
+    fn checked_deliveries_forbid_broker_aliases() {
+        // CONNECT v5 with Topic Alias Maximum 10 and Maximum Packet Size 100.
+        let connect = [
+            0x10, 23, 0x00, 0x04, b'M', b'Q', b'T', b'T', 5, 0x02, 0x00, 30, 8, 0x22, 0, 10, 0x27, 0, 0, 0,
+            100, 0x00, 0x02, b'c', b'1',
+        ];
+        let mut rewritten = None;
+        decode_one(&connect, ProtocolVersion::V5, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            let id = same_identity(&c);
+            rewritten = connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 1 << 20, 0);
+        });
+        decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
+            let Packet::Connect(c) = p else { panic!("connect") };
+            assert_eq!(c.properties.topic_alias_maximum(), Some(0));
+            assert_eq!(c.properties.maximum_packet_size(), Some(100));
         });
     }
 }
