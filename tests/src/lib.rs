@@ -20,7 +20,7 @@ pub use env::Env;
 pub use mqtt::{v311, v5, DirectSubscriber, QoS};
 pub use packets::Version;
 pub use pki::Pki;
-pub use procs::{moat_bin, moat_command, ClientAuth, Moat, MoatOptions, Mosquitto, Proc};
+pub use procs::{moat_bin, moat_command, ClientAuth, Moat, MoatOptions, Mosquitto, Proc, ANONYMOUS_AUTH};
 pub use tap::Tap;
 pub use tls::RawClient;
 

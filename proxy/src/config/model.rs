@@ -108,6 +108,8 @@ pub struct Timeouts {
 pub struct Limits {
     /// Largest whole MQTT packet accepted in either direction, in bytes.
     pub max_packet_size: usize,
+    /// Most topic filters one SUBSCRIBE may carry (each is an ACL check and a broker entry).
+    pub max_subscribe_filters: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -124,5 +126,6 @@ pub enum LogFormat {
 pub const DEFAULT_UPSTREAM: &str = "127.0.0.1:1883";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 pub const DEFAULT_MAX_PACKET_SIZE: usize = 1024 * 1024;
+pub const DEFAULT_MAX_SUBSCRIBE_FILTERS: usize = 100;
 /// MQTT's own ceiling: a 4-byte remaining length plus a 5-byte fixed header.
 pub const MQTT_MAX_PACKET_SIZE: u64 = 268_435_455 + 5;

@@ -112,6 +112,8 @@ pub(crate) struct RawTimeouts {
 pub(crate) struct RawLimits {
     #[serde(default)]
     pub max_packet_size: Option<S<u64>>,
+    #[serde(default)]
+    pub max_subscribe_filters: Option<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -78,6 +78,18 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         shutdown_grace: duration(t.shutdown_grace, "timeouts.shutdown_grace", 5, issues),
     };
 
+    let max_subscribe_filters = match raw.limits.as_ref().and_then(|l| l.max_subscribe_filters.as_ref()) {
+        Some(m) if m.value == 0 || m.value > 65_535 => {
+            issues.push(
+                m.referenced.line(),
+                "limits.max_subscribe_filters",
+                "must be between 1 and 65535",
+            );
+            DEFAULT_MAX_SUBSCRIBE_FILTERS
+        }
+        Some(m) => usize::try_from(m.value).unwrap_or(DEFAULT_MAX_SUBSCRIBE_FILTERS),
+        None => DEFAULT_MAX_SUBSCRIBE_FILTERS,
+    };
     let max_packet_size = match raw.limits.and_then(|l| l.max_packet_size) {
         Some(m) if m.value < 64 || m.value > MQTT_MAX_PACKET_SIZE => {
             issues.push(
@@ -117,7 +129,10 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         listeners,
         upstream,
         timeouts,
-        limits: Limits { max_packet_size },
+        limits: Limits {
+            max_packet_size,
+            max_subscribe_filters,
+        },
         admin: AdminConfig { bind: admin_bind? },
         log_format,
         authenticators,

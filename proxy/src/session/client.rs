@@ -95,6 +95,11 @@ impl Relay {
     /// Checks each filter; forwards only the permitted ones under the same packet id and
     /// remembers where the denied ones were, to merge the broker's SUBACK (trap 12).
     fn client_subscribe(&mut self, s: &Subscribe<'_>, q: &mut Queues) -> Step {
+        if s.len() > self.ctx.limits.max_subscribe_filters {
+            self.ctx.metrics.denied("subscribe", "too_many_filters");
+            info!(filters = s.len(), "SUBSCRIBE with too many filters");
+            return Step::Close(Some(ReasonCode::QuotaExceeded));
+        }
         let v5 = self.version() == ProtocolVersion::V5;
         let mut slots: Option<Vec<Option<u8>>> = None;
         for (i, (filter, options)) in s.filters().enumerate() {
