@@ -17,6 +17,8 @@ use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 pub struct CertFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Serial number, unique within its CA (for CRLs).
+    pub serial: u64,
 }
 
 impl CertFiles {
@@ -36,6 +38,7 @@ impl CertFiles {
 
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
+    next_serial: std::sync::atomic::AtomicU64,
     cert_pem: String,
     cert_path: PathBuf,
 }
@@ -61,6 +64,7 @@ impl Ca {
         std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem())?;
         Ok(Ca {
             issuer: Issuer::new(params, key),
+            next_serial: std::sync::atomic::AtomicU64::new(1000),
             cert_pem,
             cert_path,
         })
@@ -86,10 +90,15 @@ impl Ca {
         ];
         params.extended_key_usages = vec![eku];
         params.use_authority_key_identifier_extension = true;
+        let serial = self
+            .next_serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
         let cert = params.signed_by(&key, &self.issuer)?;
         let files = CertFiles {
             cert: dir.join(format!("{file_stem}.crt")),
             key: dir.join(format!("{file_stem}.key")),
+            serial,
         };
         std::fs::write(&files.cert, cert.pem())?;
         std::fs::write(&files.key, key.serialize_pem())?;
@@ -172,6 +181,37 @@ impl Pki {
     /// PEM file of the untrusted CA.
     pub fn untrusted_ca_cert(&self) -> &Path {
         &self.untrusted_ca.cert_path
+    }
+
+    /// Writes a CRL signed by the trusted CA revoking `revoked` (serials); `expired` makes its
+    /// nextUpdate lie in the past. Returns the PEM file's path.
+    pub fn write_crl(&self, name: &str, revoked: &[u64], expired: bool) -> PathBuf {
+        let (this_update, next_update) = if expired {
+            (rcgen::date_time_ymd(2020, 1, 1), rcgen::date_time_ymd(2021, 1, 1))
+        } else {
+            (rcgen::date_time_ymd(2020, 1, 1), rcgen::date_time_ymd(2099, 1, 1))
+        };
+        let params = rcgen::CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|&serial| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(serial),
+                    revocation_time: rcgen::date_time_ymd(2020, 6, 1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.ca.issuer).expect("sign CRL");
+        let path = self.dir.path().join(format!("{name}.crl.pem"));
+        std::fs::write(&path, crl.pem().expect("CRL PEM")).expect("write CRL");
+        make_world_readable(&path).expect("CRL readable");
+        path
     }
 
     /// Issues another client certificate from the trusted CA with the given CN.

@@ -263,6 +263,8 @@ pub struct MoatOptions {
     /// Raw YAML appended to the config (authentication, authorization, broker_identity);
     /// `None` appends an explicit anonymous authenticator, so tests about other things connect.
     pub policy_yaml: Option<String>,
+    /// Raw YAML lines added inside the TLS listener's `tls:` block (indent them by 6 spaces).
+    pub tls_extra: Option<String>,
 }
 
 /// The policy part of configs that are not about authentication.
@@ -281,6 +283,7 @@ impl Default for MoatOptions {
             plaintext_listener: false,
             log_format: "text".into(),
             policy_yaml: None,
+            tls_extra: None,
         }
     }
 }
@@ -299,6 +302,9 @@ impl MoatOptions {
             y.push_str(&format!("      client_ca: \"{}\"\n", pki.ca_cert().display()));
         }
         y.push_str(&format!("      client_auth: {}\n", self.client_auth.as_str()));
+        if let Some(extra) = &self.tls_extra {
+            y.push_str(extra);
+        }
         if let Some(p) = plain_port {
             y.push_str(&format!(
                 "  - name: plain\n    bind: \"127.0.0.1:{p}\"\n    plaintext: true\n"

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use crate::policy::acl::RuleSet;
 use crate::policy::authn::Authenticator;
@@ -74,6 +74,10 @@ pub struct TlsConfig {
     pub key: PrivateKeyDer<'static>,
     pub client_auth: ClientAuth,
     pub client_ca: Vec<CertificateDer<'static>>,
+    /// CRLs client certificate chains are checked against (every issuer of the chain needs one).
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    /// Accept a CRL past its nextUpdate (default: refuse clients, fail closed).
+    pub allow_expired_crl: bool,
 }
 
 /// Hand-written so that no key material can ever reach a log line through `{:?}`.
@@ -86,6 +90,8 @@ impl fmt::Debug for TlsConfig {
             .field("key", &"<redacted>")
             .field("client_auth", &self.client_auth)
             .field("client_ca", &self.client_ca.len())
+            .field("crls", &self.crls.len())
+            .field("allow_expired_crl", &self.allow_expired_crl)
             .finish()
     }
 }

@@ -85,6 +85,10 @@ pub(crate) struct RawTls {
     pub client_ca: Option<S<String>>,
     #[serde(default)]
     pub client_auth: Option<S<String>>,
+    #[serde(default)]
+    pub crls: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub allow_expired_crl: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use super::duration::parse_duration;
 use super::error::Issues;
@@ -272,7 +272,17 @@ fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConf
             Some(Vec::new())
         }
     };
+    let crls = crls(t.crls.as_ref(), base, &format!("{key}.crls"), issues);
+    if !crls.is_empty() && client_auth == ClientAuth::None {
+        issues.push(
+            t.crls.as_ref().map_or(0, |c| c.referenced.line()),
+            format!("{key}.crls"),
+            "CRLs need client_auth optional or required",
+        );
+    }
     Some(TlsConfig {
+        allow_expired_crl: t.allow_expired_crl.as_ref().is_some_and(|a| a.value),
+        crls,
         cert_path,
         key_path,
         cert_chain: cert_chain?,
@@ -280,6 +290,48 @@ fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConf
         client_auth,
         client_ca: client_ca?,
     })
+}
+
+/// Loads CRL files: PEM (one or more `X509 CRL` blocks) or a single DER CRL.
+fn crls(
+    list: Option<&S<Vec<S<String>>>>,
+    base: &Path,
+    key: &str,
+    issues: &mut Issues,
+) -> Vec<CertificateRevocationListDer<'static>> {
+    let mut out = Vec::new();
+    for (i, entry) in list
+        .map(|l| l.value.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let path = base.join(&entry.value);
+        let line = entry.referenced.line();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                issues.push(
+                    line,
+                    format!("{key}[{i}]"),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                continue;
+            }
+        };
+        let pem: Result<Vec<_>, _> = CertificateRevocationListDer::pem_slice_iter(&bytes).collect();
+        match pem {
+            Ok(list) if !list.is_empty() => out.extend(list),
+            // Not PEM: take it as one DER CRL if it is a DER SEQUENCE.
+            _ if bytes.first() == Some(&0x30) => out.push(CertificateRevocationListDer::from(bytes)),
+            _ => issues.push(
+                line,
+                format!("{key}[{i}]"),
+                format!("no CRL found in {}", path.display()),
+            ),
+        }
+    }
+    out
 }
 
 /// Describes a PEM loading failure without echoing file contents (a key file's bytes are secret).

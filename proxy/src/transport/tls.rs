@@ -32,7 +32,13 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsSetupError
                     .add(ca.clone())
                     .map_err(|e| TlsSetupError::ClientCa(e.to_string()))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            // CRLs are checked for the whole chain, and a CRL past its nextUpdate refuses clients
+            // unless configured otherwise: stale revocation data fails closed.
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .with_crls(cfg.crls.iter().cloned());
+            if !cfg.allow_expired_crl {
+                verifier = verifier.enforce_revocation_expiration();
+            }
             let verifier = if cfg.client_auth == ClientAuth::Optional {
                 verifier.allow_unauthenticated()
             } else {
