@@ -229,6 +229,8 @@ fn dev_tls(dev: &Dev, with_cert: bool) -> std::sync::Arc<rustls::ClientConfig> {
     let client = moat_e2e::pki::CertFiles {
         cert: dev.file("client.crt"),
         key: dev.file("client.key"),
+        // Not used: no CRL is written for the dev PKI.
+        serial: 0,
     };
     let ca = dev.file("ca.crt");
     moat_e2e::tls::client_config(&[ca.as_path()], with_cert.then_some(&client))
