@@ -78,6 +78,14 @@ pub struct TlsConfig {
     pub crls: Vec<CertificateRevocationListDer<'static>>,
     /// Accept a CRL past its nextUpdate (default: refuse clients, fail closed).
     pub allow_expired_crl: bool,
+    /// TLS versions offered: some of 1.2 and 1.3 (never anything older).
+    pub versions: TlsVersions,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsVersions {
+    pub tls12: bool,
+    pub tls13: bool,
 }
 
 /// Hand-written so that no key material can ever reach a log line through `{:?}`.
@@ -92,6 +100,7 @@ impl fmt::Debug for TlsConfig {
             .field("client_ca", &self.client_ca.len())
             .field("crls", &self.crls.len())
             .field("allow_expired_crl", &self.allow_expired_crl)
+            .field("versions", &self.versions)
             .finish()
     }
 }

@@ -89,6 +89,8 @@ pub(crate) struct RawTls {
     pub crls: Option<S<Vec<S<String>>>>,
     #[serde(default)]
     pub allow_expired_crl: Option<S<bool>>,
+    #[serde(default)]
+    pub versions: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

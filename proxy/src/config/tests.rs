@@ -160,3 +160,15 @@ fn unknown_keys_do_not_hide_other_errors() {
     assert!(summary.contains(&(9, "bogus")), "{summary:?}");
     assert!(summary.contains(&(6, "listeners[0].tls.cert")), "{summary:?}");
 }
+
+#[test]
+fn old_tls_versions_are_refused_at_config_check() {
+    let text = "listeners:\n  - name: t\n    bind: \"127.0.0.1:0\"\n    tls:\n      cert: c.crt\n      key: k.key\n      versions: [\"1.1\", \"1.3\"]\n";
+    let found = issues(&with_anon(text));
+    let v = found
+        .iter()
+        .find(|i| i.key == "listeners[0].tls.versions")
+        .expect("versions issue");
+    assert_eq!(v.line, 7);
+    assert!(v.message.contains("never offered"), "{}", v.message);
+}

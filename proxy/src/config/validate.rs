@@ -280,7 +280,9 @@ fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConf
             "CRLs need client_auth optional or required",
         );
     }
+    let versions = tls_versions(t.versions.as_ref(), &format!("{key}.versions"), issues);
     Some(TlsConfig {
+        versions,
         allow_expired_crl: t.allow_expired_crl.as_ref().is_some_and(|a| a.value),
         crls,
         cert_path,
@@ -290,6 +292,49 @@ fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConf
         client_auth,
         client_ca: client_ca?,
     })
+}
+
+/// TLS versions: "1.2" and/or "1.3". Anything older is a config error, never a silent downgrade
+/// (trap 22).
+fn tls_versions(list: Option<&S<Vec<S<String>>>>, key: &str, issues: &mut Issues) -> TlsVersions {
+    let Some(list) = list else {
+        return TlsVersions {
+            tls12: true,
+            tls13: true,
+        };
+    };
+    let mut v = TlsVersions {
+        tls12: false,
+        tls13: false,
+    };
+    for entry in &list.value {
+        match entry.value.as_str() {
+            "1.2" => v.tls12 = true,
+            "1.3" => v.tls13 = true,
+            "1.0" | "1.1" | "ssl3" | "sslv3" => issues.push(
+                entry.referenced.line(),
+                key,
+                format!("TLS `{}` is never offered: use 1.2 and/or 1.3", entry.value),
+            ),
+            other => issues.push(
+                entry.referenced.line(),
+                key,
+                format!("`{other}` is not 1.2 or 1.3"),
+            ),
+        }
+    }
+    if !v.tls12 && !v.tls13 {
+        issues.push(
+            list.referenced.line(),
+            key,
+            "at least one of 1.2 and 1.3 is required",
+        );
+        v = TlsVersions {
+            tls12: true,
+            tls13: true,
+        };
+    }
+    v
 }
 
 /// Loads CRL files: PEM (one or more `X509 CRL` blocks) or a single DER CRL.

@@ -7,7 +7,7 @@ use rustls::crypto::aws_lc_rs;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
-use crate::config::{ClientAuth, TlsConfig};
+use crate::config::{ClientAuth, TlsConfig, TlsVersions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -17,11 +17,22 @@ pub enum TlsSetupError {
     ClientCa(String),
 }
 
+fn versions(v: TlsVersions) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let mut out = Vec::with_capacity(2);
+    if v.tls13 {
+        out.push(&rustls::version::TLS13);
+    }
+    if v.tls12 {
+        out.push(&rustls::version::TLS12);
+    }
+    out
+}
+
 /// Builds the server config for one listener.
 pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let provider = Arc::new(aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(&versions(cfg.versions))
         .map_err(TlsSetupError::Server)?;
     let builder = match cfg.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
