@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::READ_CHUNK;
+use super::{READ_CHUNK, READ_CHUNK_MAX};
 use crate::codec::{split_frame, CodecError, Frame, Split};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,15 +25,19 @@ const CONNECT_BYTE: u8 = 0x10;
 
 /// Makes room for one more read. Callers only read while the splitter says a frame is incomplete,
 /// and the splitter has already bounded that frame's size, so the buffer stays bounded.
+///
+/// The buffer starts small and grows with what the peer sends (each top-up asks for as much as
+/// the buffer already holds, up to [`READ_CHUNK_MAX`]): busy connections read in large chunks,
+/// the many quiet ones of a device fleet stay small.
 pub(crate) fn reserve_read(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
+        buf.reserve(buf.capacity().clamp(READ_CHUNK, READ_CHUNK_MAX));
     }
 }
 
 /// Reads until `buf` holds one complete CONNECT frame. The declared length is checked against `max`
 /// by the splitter before the body is read, so the buffer never holds more than
-/// `max + READ_CHUNK` bytes.
+/// `max + READ_CHUNK_MAX` bytes.
 ///
 /// This reads a connection's first packet, which must be a CONNECT: it gives up as soon as the
 /// first byte says otherwise, so a peer speaking another protocol (an HTTP request, a scanner) is

@@ -34,8 +34,10 @@ pub struct Context {
     pub shutdown: CancellationToken,
 }
 
-/// Bytes requested from the socket per read.
-const READ_CHUNK: usize = 4 * 1024;
+/// Smallest read buffer (and top-up) per direction.
+const READ_CHUNK: usize = 512;
+/// Largest single top-up of a read buffer.
+const READ_CHUNK_MAX: usize = 16 * 1024;
 /// Bytes queued toward one peer before moat stops reading from the other (backpressure).
 /// A single frame can exceed it; the queue is then bounded by this plus `max_packet_size`.
 const QUEUE_CAP: usize = 64 * 1024;
