@@ -43,6 +43,19 @@ pub(super) struct Queues {
     pub(super) to_client: BytesMut,
 }
 
+/// Writes some of `queue`, or flushes once it is empty. A TLS or WebSocket writer may accept bytes
+/// it could not put on the socket yet; the flush makes sure they leave even if nothing follows.
+/// Returns whether everything has been flushed.
+async fn write_or_flush<W: AsyncWrite + Unpin>(w: &mut W, queue: &mut BytesMut) -> std::io::Result<bool> {
+    if queue.is_empty() {
+        w.flush().await?;
+        Ok(true)
+    } else {
+        w.write_buf(queue).await?;
+        Ok(false)
+    }
+}
+
 /// Frees the capacity of empty buffers. Runs on the keep-alive timer, not per packet: an active
 /// connection keeps its buffers (no allocation per packet), a connection that has been quiet for a
 /// keep-alive period gives its ~8 KiB back, which is what a fleet of mostly idle devices needs.
@@ -139,6 +152,7 @@ impl Relay {
         drop(connect);
         let mut ubuf = BytesMut::new();
         let mut client_eof = false;
+        let mut client_unflushed = false;
         let mut finishing = false;
         let mut last_seen = Instant::now();
         // Re-armed on every expiry, so a Server Keep Alive learnt from CONNACK takes effect.
@@ -201,9 +215,10 @@ impl Relay {
                         q.to_upstream.clear();
                     }
                 }
-                r = client_w.write_buf(&mut q.to_client), if !q.to_client.is_empty() => {
-                    if r.is_err() {
-                        close = Some(None);
+                r = write_or_flush(&mut client_w, &mut q.to_client), if !q.to_client.is_empty() || client_unflushed => {
+                    match r {
+                        Ok(flushed) => client_unflushed = !flushed,
+                        Err(_) => close = Some(None),
                     }
                 }
                 _ = &mut keep_alive => match self.keep_alive_limit() {
