@@ -27,6 +27,7 @@ def main() -> int:
     ap.add_argument("--qos", type=int, default=1)
     ap.add_argument("--client-id", default="e2e-paho")
     ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--websocket", help="MQTT over WebSocket on this path (wss with --cafile)")
     args = ap.parse_args()
 
     result = {"connected": False, "reason_code": None, "subscribed": False,
@@ -36,7 +37,10 @@ def main() -> int:
     received = threading.Event()
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=args.client_id,
-                         protocol=mqtt.MQTTv5)
+                         protocol=mqtt.MQTTv5,
+                         transport="websockets" if args.websocket else "tcp")
+    if args.websocket:
+        client.ws_set_options(path=args.websocket)
     client.tls_set(ca_certs=args.cafile, certfile=args.cert, keyfile=args.key,
                    cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
 

@@ -265,6 +265,8 @@ pub struct MoatOptions {
     pub policy_yaml: Option<String>,
     /// Raw YAML lines added inside the TLS listener's `tls:` block (indent them by 6 spaces).
     pub tls_extra: Option<String>,
+    /// Serve the TLS listener as MQTT over WebSocket (wss) on this path.
+    pub websocket_path: Option<String>,
 }
 
 /// The policy part of configs that are not about authentication.
@@ -284,6 +286,7 @@ impl Default for MoatOptions {
             log_format: "text".into(),
             policy_yaml: None,
             tls_extra: None,
+            websocket_path: None,
         }
     }
 }
@@ -304,6 +307,9 @@ impl MoatOptions {
         y.push_str(&format!("      client_auth: {}\n", self.client_auth.as_str()));
         if let Some(extra) = &self.tls_extra {
             y.push_str(extra);
+        }
+        if let Some(path) = &self.websocket_path {
+            y.push_str(&format!("    websocket:\n      path: \"{path}\"\n"));
         }
         if let Some(p) = plain_port {
             y.push_str(&format!(

@@ -57,6 +57,8 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// Indexes into [`Config::authenticators`], in chain order.
     pub authentication: Vec<usize>,
+    /// MQTT over WebSocket on this HTTP path (ws, or wss with `tls`).
+    pub websocket_path: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

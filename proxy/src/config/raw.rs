@@ -74,6 +74,15 @@ pub(crate) struct RawListener {
     pub allow_insecure: Option<S<bool>>,
     #[serde(default)]
     pub authentication: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub websocket: Option<RawWebSocket>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebSocket {
+    #[serde(default)]
+    pub path: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

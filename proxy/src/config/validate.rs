@@ -209,11 +209,24 @@ fn listener(
         }
         (Some(t), false) => tls(t, &format!("{key}.tls"), base, issues),
     };
+    let websocket_path = l.websocket.map(|w| match w.path {
+        Some(p) if p.value.starts_with('/') => p.value,
+        Some(p) => {
+            issues.push(
+                p.referenced.line(),
+                format!("{key}.websocket.path"),
+                "must start with `/`",
+            );
+            p.value
+        }
+        None => "/mqtt".to_string(),
+    });
     Some(ListenerConfig {
         name: l.name.value,
         bind: bind?,
         tls,
         authentication,
+        websocket_path,
     })
 }
 

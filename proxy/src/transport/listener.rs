@@ -36,6 +36,7 @@ pub struct Listener {
     name: Arc<str>,
     socket: TcpListener,
     tls: Option<TlsAcceptor>,
+    framing: Framing,
     auth: Arc<AuthChain>,
 }
 
@@ -71,6 +72,9 @@ pub async fn bind(cfg: &ListenerConfig, auth: AuthChain) -> Result<Listener, Lis
         name: cfg.name.as_str().into(),
         socket,
         tls,
+        framing: Framing {
+            websocket: cfg.websocket_path.as_deref().map(Arc::from),
+        },
         auth: Arc::new(auth),
     })
 }
@@ -109,6 +113,7 @@ impl Listener {
                 tcp,
                 info,
                 self.tls.clone(),
+                self.framing.clone(),
                 self.auth.clone(),
                 ctx.clone(),
                 gauge.clone(),
@@ -126,10 +131,18 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// How a connection's bytes reach the session, after TLS.
+#[derive(Clone)]
+struct Framing {
+    /// MQTT over WebSocket on this path.
+    websocket: Option<Arc<str>>,
+}
+
 async fn handle(
     tcp: TcpStream,
     mut info: PeerInfo,
     tls: Option<TlsAcceptor>,
+    framing: Framing,
     auth: Arc<AuthChain>,
     ctx: Arc<Context>,
     gauge: Gauge,
@@ -137,7 +150,7 @@ async fn handle(
     gauge.inc();
     let _active = ActiveGuard(gauge);
     match tls {
-        None => session::run(tcp, info, ctx, auth).await,
+        None => serve_stream(tcp, info, framing, ctx, auth).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(ctx.timeouts.tls_handshake, acceptor.accept(tcp));
             let stream = tokio::select! {
@@ -147,7 +160,7 @@ async fn handle(
             match stream {
                 Ok(Ok(stream)) => {
                     info.client_certs = stream.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
-                    session::run(stream, info, ctx, auth).await
+                    serve_stream(stream, info, framing, ctx, auth).await
                 }
                 Ok(Err(e)) => {
                     debug!(peer = %info.peer, error = %e, "TLS handshake failed");
@@ -159,5 +172,29 @@ async fn handle(
                 }
             }
         }
+    }
+}
+
+/// Runs the session on the stream, after the WebSocket upgrade when the listener asks for one.
+async fn serve_stream<S>(stream: S, info: PeerInfo, framing: Framing, ctx: Arc<Context>, auth: Arc<AuthChain>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(path) = framing.websocket else {
+        return session::run(stream, info, ctx, auth).await;
+    };
+    // The upgrade shares the handshake deadline: a peer that never finishes its HTTP request
+    // cannot hold the slot.
+    let upgrade = tokio::time::timeout(
+        ctx.timeouts.tls_handshake,
+        super::ws::accept(stream, &path, ctx.limits.max_packet_size),
+    );
+    match upgrade.await {
+        Ok(Ok(ws)) => session::run(ws, info, ctx, auth).await,
+        Ok(Err(e)) => {
+            debug!(peer = %info.peer, error = %e, "WebSocket upgrade failed");
+            ctx.metrics.connection(&info.listener, ConnResult::ProtocolError);
+        }
+        Err(_) => ctx.metrics.connection(&info.listener, ConnResult::Timeout),
     }
 }

@@ -3,6 +3,7 @@
 mod listener;
 pub mod tls;
 pub mod upstream;
+pub mod ws;
 
 pub use listener::{bind, ListenError, Listener};
 
