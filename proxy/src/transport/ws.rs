@@ -32,6 +32,8 @@ where
     config.write_buffer_size = 16 * 1024;
     config.max_write_buffer_size = max_packet_size.saturating_add(64 * 1024);
     let path = path.to_string();
+    // The error type is tungstenite's Callback contract; it is built at most once per connection.
+    #[allow(clippy::result_large_err)]
     let callback = move |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != path {
             return Err(refusal(StatusCode::NOT_FOUND, "no MQTT endpoint at this path"));
