@@ -267,6 +267,8 @@ pub struct MoatOptions {
     pub tls_extra: Option<String>,
     /// Serve the TLS listener as MQTT over WebSocket (wss) on this path.
     pub websocket_path: Option<String>,
+    /// Raw YAML lines added to the TLS listener itself (indent them by 4 spaces).
+    pub listener_extra: Option<String>,
 }
 
 /// The policy part of configs that are not about authentication.
@@ -287,6 +289,7 @@ impl Default for MoatOptions {
             policy_yaml: None,
             tls_extra: None,
             websocket_path: None,
+            listener_extra: None,
         }
     }
 }
@@ -306,6 +309,9 @@ impl MoatOptions {
         }
         y.push_str(&format!("      client_auth: {}\n", self.client_auth.as_str()));
         if let Some(extra) = &self.tls_extra {
+            y.push_str(extra);
+        }
+        if let Some(extra) = &self.listener_extra {
             y.push_str(extra);
         }
         if let Some(path) = &self.websocket_path {

@@ -94,6 +94,34 @@ impl RawClient {
         .map_err(|_| anyhow!("connect + TLS handshake timed out"))?
     }
 
+    /// Like [`RawClient::connect`], writing `preamble` on the TCP connection before the TLS
+    /// handshake (a PROXY protocol header, as a load balancer would).
+    pub async fn connect_with_preamble(
+        port: u16,
+        config: Arc<rustls::ClientConfig>,
+        preamble: &[u8],
+    ) -> Result<RawClient> {
+        let name = ServerName::try_from(LOCALHOST.to_string()).context("server name")?;
+        tokio::time::timeout(Duration::from_secs(10), async move {
+            let mut tcp = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .context("tcp connect")?;
+            tcp.set_nodelay(true)?;
+            tcp.write_all(preamble).await.context("preamble")?;
+            let stream = TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .context("tls handshake")?;
+            Ok(RawClient {
+                stream,
+                buf: Vec::new(),
+                eof: None,
+            })
+        })
+        .await
+        .map_err(|_| anyhow!("connect + TLS handshake timed out"))?
+    }
+
     /// Writes `bytes` and flushes. Errors are returned (the peer may already have closed).
     pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
         tokio::time::timeout(Duration::from_secs(10), async {

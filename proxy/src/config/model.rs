@@ -59,6 +59,8 @@ pub struct ListenerConfig {
     pub authentication: Vec<usize>,
     /// MQTT over WebSocket on this HTTP path (ws, or wss with `tls`).
     pub websocket_path: Option<String>,
+    /// Expect a PROXY protocol (v1 or v2) header before anything else.
+    pub proxy_protocol: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

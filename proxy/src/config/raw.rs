@@ -76,6 +76,8 @@ pub(crate) struct RawListener {
     pub authentication: Option<S<Vec<S<String>>>>,
     #[serde(default)]
     pub websocket: Option<RawWebSocket>,
+    #[serde(default)]
+    pub proxy_protocol: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -221,12 +221,14 @@ fn listener(
         }
         None => "/mqtt".to_string(),
     });
+    let proxy_protocol = l.proxy_protocol.as_ref().is_some_and(|p| p.value);
     Some(ListenerConfig {
         name: l.name.value,
         bind: bind?,
         tls,
         authentication,
         websocket_path,
+        proxy_protocol,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod acl;
 pub mod acl_filter;
 pub mod authn;
 mod chain;
+pub mod limits;
 
 pub use chain::{AllowAll, Chain, SessionChain};
 

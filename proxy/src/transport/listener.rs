@@ -17,6 +17,7 @@ use crate::policy::authn::AuthChain;
 use crate::policy::{PeerInfo, Verdict};
 use crate::session::{self, Context};
 
+use super::proxy_protocol;
 use super::tls::{server_config, TlsSetupError};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,7 @@ pub async fn bind(cfg: &ListenerConfig, auth: AuthChain) -> Result<Listener, Lis
         tls,
         framing: Framing {
             websocket: cfg.websocket_path.as_deref().map(Arc::from),
+            proxy_protocol: cfg.proxy_protocol,
         },
         auth: Arc::new(auth),
     })
@@ -104,10 +106,13 @@ impl Listener {
                 listener: self.name.clone(),
                 client_certs: None,
             };
-            if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
-                debug!(%peer, reason = d.label, "refused before TLS");
-                ctx.metrics.connection(&self.name, ConnResult::Denied);
-                continue;
+            // Behind a PROXY-protocol balancer the socket's peer is the balancer: check later.
+            if !self.framing.proxy_protocol {
+                if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
+                    debug!(%peer, reason = d.label, "refused before TLS");
+                    ctx.metrics.connection(&self.name, ConnResult::Denied);
+                    continue;
+                }
             }
             tracker.spawn(handle(
                 tcp,
@@ -136,6 +141,8 @@ impl Drop for ActiveGuard {
 struct Framing {
     /// MQTT over WebSocket on this path.
     websocket: Option<Arc<str>>,
+    /// A PROXY protocol header precedes everything (the listener sits behind a balancer).
+    proxy_protocol: bool,
 }
 
 async fn handle(
@@ -149,6 +156,30 @@ async fn handle(
 ) {
     gauge.inc();
     let _active = ActiveGuard(gauge);
+    let mut tcp = tcp;
+    if framing.proxy_protocol {
+        // The balancer's header names the client; the cheap pre-TLS checks run on that address.
+        let header = tokio::time::timeout(ctx.timeouts.tls_handshake, proxy_protocol::read_header(&mut tcp));
+        match header.await {
+            Ok(Ok(Some(addr))) => info.peer = addr,
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                debug!(peer = %info.peer, error = %e, "PROXY header refused");
+                ctx.metrics.protocol_error("proxy_protocol");
+                ctx.metrics.connection(&info.listener, ConnResult::ProtocolError);
+                return;
+            }
+            Err(_) => {
+                ctx.metrics.connection(&info.listener, ConnResult::Timeout);
+                return;
+            }
+        }
+        if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
+            debug!(peer = %info.peer, reason = d.label, "refused before TLS");
+            ctx.metrics.connection(&info.listener, ConnResult::Denied);
+            return;
+        }
+    }
     match tls {
         None => serve_stream(tcp, info, framing, ctx, auth).await,
         Some(acceptor) => {
