@@ -60,13 +60,9 @@ fn bench(c: &mut Criterion) {
     let set = load();
     assert_eq!(set.len(), SHARED + 2 * PER_CLIENT);
     let who = client();
-    c.bench_function("compile_for 10k rules", |b| {
-        b.iter(|| set.compile_for(black_box(&who), &[]))
-    });
+    c.bench_function("compile_for 10k rules", |b| b.iter(|| set.compile_for(black_box(&who), &[])));
     let acl = set.compile_for(&who, &[]);
-    assert!(acl
-        .check_publish("devices/dev-4242/telemetry/temp", 1, false)
-        .allowed());
+    assert!(acl.check_publish("devices/dev-4242/telemetry/temp", 1, false).allowed());
     assert!(!acl.check_publish("devices/dev-17/telemetry", 1, false).allowed());
     c.bench_function("check_publish matching", |b| {
         b.iter(|| acl.check_publish(black_box("devices/dev-4242/telemetry/temp"), 1, false))

@@ -110,12 +110,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Run { config, log_format } => run(&config, log_format),
-        Command::Dev {
-            dir,
-            upstream,
-            listen,
-            admin,
-        } => dev(dir, upstream, listen, admin),
+        Command::Dev { dir, upstream, listen, admin } => dev(dir, upstream, listen, admin),
         Command::Passwd { file, user } => passwd(&file, &user),
         Command::Policy { command } => return policy(command),
     };
@@ -198,10 +193,7 @@ fn policy(command: PolicyCommand) -> ExitCode {
                 }
             };
             let Some(rules) = cfg.acl else {
-                eprintln!(
-                    "{}: no `authorization.acl` configured: every action is allowed",
-                    config.display()
-                );
+                eprintln!("{}: no `authorization.acl` configured: every action is allowed", config.display());
                 return ExitCode::from(2);
             };
             let mut attributes = std::collections::BTreeMap::new();
@@ -216,15 +208,8 @@ fn policy(command: PolicyCommand) -> ExitCode {
                     }
                 }
             }
-            let who = Who {
-                username,
-                client_id: clientid,
-                cert_cn,
-                peer,
-                groups: group,
-                attributes,
-                superuser,
-            };
+            let who =
+                Who { username, client_id: clientid, cert_cn, peer, groups: group, attributes, superuser };
             let question = match (&publish, &subscribe) {
                 (Some(topic), _) => Question::Publish { topic, qos, retain },
                 (None, Some(filter)) => Question::Subscribe { filter, qos },
@@ -239,9 +224,7 @@ fn policy(command: PolicyCommand) -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error,rumqttd=off"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -249,10 +232,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")
 }
 
 fn run(path: &Path, log_format: Option<LogFormatArg>) -> anyhow::Result<()> {
@@ -290,10 +270,8 @@ fn dev(
             (d, None)
         }
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("moat-dev-")
-                .tempdir()
-                .context("cannot create a temp dir")?;
+            let t =
+                tempfile::Builder::new().prefix("moat-dev-").tempdir().context("cannot create a temp dir")?;
             (t.path().to_path_buf(), Some(t))
         }
     };

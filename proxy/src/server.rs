@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::policy::acl_filter::AclFilter;
 use crate::policy::authn::AuthChain;
+use crate::policy::limits::ConnectionLimits;
 use crate::policy::{Chain, Filter};
 use crate::session::Context;
 use crate::transport::{self, Listener};
@@ -23,10 +24,7 @@ pub enum ServerError {
     #[error(transparent)]
     Listen(#[from] transport::ListenError),
     #[error("admin API: cannot bind {addr}: {source}")]
-    Admin {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Admin { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A proxy whose sockets are bound (so callers know the ports) but which is not serving yet.
@@ -43,17 +41,9 @@ impl Server {
         let metrics = Metrics::new();
         let mut filters: Vec<Arc<dyn Filter>> = Vec::new();
         if let Some(rules) = &config.acl {
-            filters.push(Arc::new(AclFilter::new(
-                rules.clone(),
-                metrics.clone(),
-                config.acl_check_delivery,
-            )));
+            filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone(), config.acl_check_delivery)));
         }
-        let chain = if filters.is_empty() {
-            Chain::allow_all()
-        } else {
-            Chain::new(filters)
-        };
+        let chain = if filters.is_empty() { Chain::allow_all() } else { Chain::new(filters) };
         let ctx = Arc::new(Context {
             upstream: config.upstream.clone(),
             timeouts: config.timeouts,
@@ -65,6 +55,8 @@ impl Server {
         });
         let mut listeners = Vec::new();
         let pool = AuthChain::verification_pool();
+        let conn_limits =
+            ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
         for l in &config.listeners {
             let authenticators = l
                 .authentication
@@ -72,32 +64,20 @@ impl Server {
                 .filter_map(|&i| config.authenticators.get(i))
                 .map(|(_, a)| a.clone())
                 .collect();
-            listeners.push(transport::bind(l, AuthChain::new(authenticators, pool.clone())).await?);
+            listeners.push(
+                transport::bind(l, AuthChain::new(authenticators, pool.clone()), conn_limits.clone()).await?,
+            );
         }
         let admin = TcpListener::bind(config.admin.bind)
             .await
-            .map_err(|source| ServerError::Admin {
-                addr: config.admin.bind,
-                source,
-            })?;
-        let admin_state = AdminState {
-            metrics,
-            upstream: config.upstream.clone(),
-        };
-        Ok(Self {
-            ctx,
-            listeners,
-            admin,
-            admin_state,
-        })
+            .map_err(|source| ServerError::Admin { addr: config.admin.bind, source })?;
+        let admin_state = AdminState { metrics, upstream: config.upstream.clone() };
+        Ok(Self { ctx, listeners, admin, admin_state })
     }
 
     /// The bound addresses of the MQTT listeners, in config order.
     pub fn listener_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
@@ -111,24 +91,14 @@ impl Server {
         for l in self.listeners {
             tokio::spawn(l.serve(self.ctx.clone(), tracker.clone()));
         }
-        let admin = tokio::spawn(admin::serve(
-            self.admin,
-            self.admin_state,
-            self.ctx.shutdown.clone(),
-        ));
+        let admin = tokio::spawn(admin::serve(self.admin, self.admin_state, self.ctx.shutdown.clone()));
         info!("moat ready");
         stop.await;
         info!("shutting down");
         self.ctx.shutdown.cancel();
         tracker.close();
-        if tokio::time::timeout(self.ctx.timeouts.shutdown_grace, tracker.wait())
-            .await
-            .is_err()
-        {
-            warn!(
-                remaining = tracker.len(),
-                "grace period over, closing remaining connections"
-            );
+        if tokio::time::timeout(self.ctx.timeouts.shutdown_grace, tracker.wait()).await.is_err() {
+            warn!(remaining = tracker.len(), "grace period over, closing remaining connections");
         }
         let _ = admin.await;
     }

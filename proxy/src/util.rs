@@ -35,10 +35,7 @@ mod tests {
 
     #[test]
     fn escapes_control_characters_and_caps_length() {
-        assert_eq!(
-            escape("dev\n2026-01-01 ERROR fake").to_string(),
-            "dev\\n2026-01-01 ERROR fake"
-        );
+        assert_eq!(escape("dev\n2026-01-01 ERROR fake").to_string(), "dev\\n2026-01-01 ERROR fake");
         assert_eq!(escape("a\u{1b}[31m").to_string(), "a\\u{1b}[31m");
         assert_eq!(escape("back\\slash").to_string(), "back\\\\slash");
         let long = "x".repeat(1000);

@@ -111,10 +111,7 @@ fn split_and_publish_decode_do_not_allocate() {
             assert!(warm <= 2, "warm-up allocated {warm} times");
             let (frames, allocs) = run(&mut buf, &batch, v, 100);
             assert_eq!(frames, 6400);
-            assert_eq!(
-                allocs, 0,
-                "{v:?} {payload}B: {allocs} allocations for {frames} frames"
-            );
+            assert_eq!(allocs, 0, "{v:?} {payload}B: {allocs} allocations for {frames} frames");
         }
     }
 }

@@ -36,10 +36,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 struct KillOnDrop(Child);
@@ -53,16 +50,9 @@ impl Drop for KillOnDrop {
 
 fn start_mosquitto(dir: &Path, port: u16) -> KillOnDrop {
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .expect("write mosquitto.conf");
-    let bin = if Path::new("/usr/sbin/mosquitto").exists() {
-        "/usr/sbin/mosquitto"
-    } else {
-        "mosquitto"
-    };
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))
+        .expect("write mosquitto.conf");
+    let bin = if Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
     let child = Command::new(bin)
         .arg("-c")
         .arg(&conf)
@@ -72,10 +62,7 @@ fn start_mosquitto(dir: &Path, port: u16) -> KillOnDrop {
         .expect("mosquitto must be installed (tests/run.sh installs it)");
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "mosquitto did not start"
-        );
+        assert!(started.elapsed() < Duration::from_secs(10), "mosquitto did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
     KillOnDrop(child)
@@ -128,23 +115,16 @@ fn forward_path_does_not_allocate_per_publish() {
     .expect("write acl");
     let config = moat::config::from_str(&yaml, &dir.path().join("moat.yaml")).expect("config");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime
-        .block_on(moat::server::Server::bind(&config))
-        .expect("bind");
+    let server = runtime.block_on(moat::server::Server::bind(&config)).expect("bind");
     let handle = runtime.spawn(server.serve(async {
         let _ = stop_rx.await;
     }));
 
     let mut client = TcpStream::connect(("127.0.0.1", listen_port)).expect("connect to moat");
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     client.set_nodelay(true).expect("nodelay");
     // CONNECT v3.1.1, clean session, keep-alive 60, client id "alloc".
     client

@@ -34,19 +34,11 @@ impl Env {
     pub async fn start_with(mut opts: MoatOptions) -> Env {
         let pki = Pki::new();
         let broker = Mosquitto::start().await;
-        let sub = DirectSubscriber::start(broker.port)
-            .await
-            .expect("direct subscriber");
+        let sub = DirectSubscriber::start(broker.port).await.expect("direct subscriber");
         let tap = Tap::start(broker.port).await;
         opts.upstream = tap.addr();
         let moat = Moat::start(&pki, &opts).await;
-        Env {
-            moat,
-            sub,
-            tap,
-            broker,
-            pki,
-        }
+        Env { moat, sub, tap, broker, pki }
     }
 
     /// TLS config trusting the test CA, no client certificate.
@@ -69,17 +61,13 @@ impl Env {
 
     /// Raw TLS socket to moat (no client cert).
     pub async fn raw(&self) -> RawClient {
-        RawClient::connect(self.moat.port, self.tls())
-            .await
-            .expect("raw TLS connect to moat")
+        RawClient::connect(self.moat.port, self.tls()).await.expect("raw TLS connect to moat")
     }
 
     /// Raw TLS socket that has sent CONNECT and received a successful CONNACK.
     pub async fn raw_connected(&self, version: Version, client_id: &str) -> RawClient {
         let mut c = self.raw().await;
-        c.send(&packets::connect(version, client_id))
-            .await
-            .expect("send CONNECT");
+        c.send(&packets::connect(version, client_id)).await.expect("send CONNECT");
         let ack = c
             .expect_packet(packets::CONNACK, Duration::from_secs(10))
             .await
@@ -94,10 +82,7 @@ impl Env {
         let _ = self.tap.wait_all_closed(Duration::from_secs(3)).await;
         for conn in self.tap.connections() {
             let (pkts, rest) = packets::parse_all(&conn.bytes);
-            let bad: Vec<_> = pkts
-                .iter()
-                .filter(|p| !allowed.contains(&p.packet_type()))
-                .collect();
+            let bad: Vec<_> = pkts.iter().filter(|p| !allowed.contains(&p.packet_type())).collect();
             assert!(
                 bad.is_empty() && rest.is_empty(),
                 "{context}: moat forwarded to the broker {:?} (allowed only {:?}); upstream: {:?}",
@@ -113,12 +98,7 @@ impl Env {
     pub async fn assert_no_upstream_bytes(&self, context: &str) {
         let _ = self.tap.wait_all_closed(Duration::from_secs(3)).await;
         let total: usize = self.tap.connections().iter().map(|c| c.bytes.len()).sum();
-        assert_eq!(
-            total,
-            0,
-            "{context}: moat sent bytes upstream: {:?}",
-            self.tap.summary()
-        );
+        assert_eq!(total, 0, "{context}: moat sent bytes upstream: {:?}", self.tap.summary());
         self.sub.assert_nothing(context).await;
     }
 }

@@ -80,12 +80,7 @@ impl FakeBroker {
 
     /// Packets moat sent, per connection.
     pub fn received(&self) -> Vec<Vec<RawPacket>> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|b| packets::parse_all(b).0)
-            .collect()
+        self.received.lock().unwrap().iter().map(|b| packets::parse_all(b).0).collect()
     }
 }
 

@@ -15,9 +15,7 @@ pub struct Response {
 /// GET http://127.0.0.1:`port``path`.
 pub async fn get(port: u16, path: &str) -> Result<Response> {
     tokio::time::timeout(Duration::from_secs(10), async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .context("connect admin")?;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.context("connect admin")?;
         s.write_all(
             format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes(),
         )
@@ -25,9 +23,7 @@ pub async fn get(port: u16, path: &str) -> Result<Response> {
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await?;
         let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| anyhow!("no header end in {text:?}"))?;
+        let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no header end in {text:?}"))?;
         let status_line = head.lines().next().unwrap_or_default();
         let status = status_line
             .split_whitespace()
@@ -39,11 +35,7 @@ pub async fn get(port: u16, path: &str) -> Result<Response> {
         } else {
             body.to_string()
         };
-        Ok(Response {
-            status,
-            headers: head.to_string(),
-            body,
-        })
+        Ok(Response { status, headers: head.to_string(), body })
     })
     .await
     .map_err(|_| anyhow!("GET {path} timed out"))?
@@ -79,15 +71,8 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
         }
-        let value = if rest.starts_with('{') {
-            rest.rsplit_once('}').map(|(_, v)| v)
-        } else {
-            Some(rest)
-        };
-        if let Some(v) = value
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-        {
+        let value = if rest.starts_with('{') { rest.rsplit_once('}').map(|(_, v)| v) } else { Some(rest) };
+        if let Some(v) = value.and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse::<f64>().ok()) {
             found = true;
             sum += v;
         }
@@ -99,9 +84,6 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
 pub fn metric_lines<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
-        })
+        .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with('{') || r.starts_with(' ')))
         .collect()
 }

@@ -22,10 +22,7 @@ pub struct EventLog<T> {
 
 impl<T: Clone> EventLog<T> {
     pub fn new() -> Arc<EventLog<T>> {
-        Arc::new(EventLog {
-            items: Mutex::new(Vec::new()),
-            notify: Notify::new(),
-        })
+        Arc::new(EventLog { items: Mutex::new(Vec::new()), notify: Notify::new() })
     }
 
     pub fn push(&self, item: T) {
@@ -291,11 +288,7 @@ pub mod v311 {
 
     /// Options for a client at 127.0.0.1 (as `localhost` for TLS) with large packet limits.
     pub fn options(id: &str, port: u16, tls: Option<Arc<rustls::ClientConfig>>) -> MqttOptions {
-        let host = if tls.is_some() {
-            crate::tls::LOCALHOST
-        } else {
-            "127.0.0.1"
-        };
+        let host = if tls.is_some() { crate::tls::LOCALHOST } else { "127.0.0.1" };
         let mut o = MqttOptions::new(id, host, port);
         o.set_keep_alive(Duration::from_secs(30));
         o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
@@ -327,11 +320,7 @@ pub mod v5 {
     }
 
     pub fn options(id: &str, port: u16, tls: Option<Arc<rustls::ClientConfig>>) -> MqttOptions {
-        let host = if tls.is_some() {
-            crate::tls::LOCALHOST
-        } else {
-            "127.0.0.1"
-        };
+        let host = if tls.is_some() { crate::tls::LOCALHOST } else { "127.0.0.1" };
         let mut o = MqttOptions::new(id, host, port);
         o.set_keep_alive(Duration::from_secs(30));
         o.set_max_packet_size(Some(4 * 1024 * 1024));
@@ -375,17 +364,10 @@ pub struct DirectSubscriber {
 impl DirectSubscriber {
     pub async fn start(broker_port: u16) -> Result<DirectSubscriber> {
         static N: AtomicU64 = AtomicU64::new(0);
-        let id = format!(
-            "e2e-direct-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = format!("e2e-direct-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         let client = v311::Client::connect(v311::options(&id, broker_port, None)).await?;
         client.subscribe("#", QoS::ExactlyOnce).await?;
-        Ok(DirectSubscriber {
-            client,
-            barrier_seq: AtomicU64::new(0),
-        })
+        Ok(DirectSubscriber { client, barrier_seq: AtomicU64::new(0) })
     }
 
     /// Everything received so far (barrier markers excluded).
@@ -394,12 +376,7 @@ impl DirectSubscriber {
             .publishes()
             .into_iter()
             .filter(|p| !p.topic.starts_with(BARRIER_PREFIX))
-            .map(|p| Received {
-                topic: p.topic,
-                payload: p.payload,
-                qos: p.qos,
-                retain: p.retain,
-            })
+            .map(|p| Received { topic: p.topic, payload: p.payload, qos: p.qos, retain: p.retain })
             .collect()
     }
 
@@ -416,12 +393,7 @@ impl DirectSubscriber {
                     self.summary()
                 )
             })?;
-        Ok(Received {
-            topic: p.topic,
-            payload: p.payload,
-            qos: p.qos,
-            retain: p.retain,
-        })
+        Ok(Received { topic: p.topic, payload: p.payload, qos: p.qos, retain: p.retain })
     }
 
     /// Round-trips a marker through the broker, so everything the broker received before
@@ -429,12 +401,8 @@ impl DirectSubscriber {
     pub async fn barrier(&self) -> Result<()> {
         let n = self.barrier_seq.fetch_add(1, Ordering::Relaxed);
         let topic = format!("{BARRIER_PREFIX}{n}");
-        self.client
-            .publish(&topic, QoS::AtLeastOnce, false, b"barrier".to_vec())
-            .await?;
-        self.client
-            .recv_publish(EVENT_TIMEOUT, |p| p.topic == topic)
-            .await?;
+        self.client.publish(&topic, QoS::AtLeastOnce, false, b"barrier".to_vec()).await?;
+        self.client.recv_publish(EVENT_TIMEOUT, |p| p.topic == topic).await?;
         Ok(())
     }
 
@@ -452,15 +420,7 @@ impl DirectSubscriber {
     pub fn summary(&self) -> Vec<String> {
         self.messages()
             .iter()
-            .map(|m| {
-                format!(
-                    "{} [{} bytes, {:?}, retain={}]",
-                    m.topic,
-                    m.payload.len(),
-                    m.qos,
-                    m.retain
-                )
-            })
+            .map(|m| format!("{} [{} bytes, {:?}, retain={}]", m.topic, m.payload.len(), m.qos, m.retain))
             .collect()
     }
 }

@@ -18,9 +18,7 @@ pub struct ClosedPort {
 impl ClosedPort {
     pub fn new() -> ClosedPort {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket
-            .bind("127.0.0.1:0".parse().unwrap())
-            .expect("bind 127.0.0.1:0");
+        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
         let port = socket.local_addr().unwrap().port();
         ClosedPort { port, socket }
     }
@@ -40,11 +38,8 @@ impl Default for ClosedPort {
 /// Whether a TCP connection to 127.0.0.1:`port` succeeds within 1 s.
 pub async fn can_connect(port: u16) -> bool {
     matches!(
-        tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-        )
-        .await,
+        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(("127.0.0.1", port)))
+            .await,
         Ok(Ok(_))
     )
 }

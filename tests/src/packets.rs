@@ -80,9 +80,7 @@ impl RawPacket {
 
     /// CONNACK return code (3.1.1) / reason code (v5).
     pub fn connack_code(&self) -> Option<u8> {
-        (self.packet_type() == CONNACK)
-            .then(|| self.body.get(1).copied())
-            .flatten()
+        (self.packet_type() == CONNACK).then(|| self.body.get(1).copied()).flatten()
     }
 
     /// DISCONNECT reason code (v5); an empty body means 0x00 (normal disconnection).
@@ -113,22 +111,14 @@ impl RawPacket {
         match t {
             CONNACK => format!("CONNACK(code=0x{:02x})", self.connack_code().unwrap_or(0xff)),
             DISCONNECT => {
-                format!(
-                    "DISCONNECT(reason=0x{:02x})",
-                    self.disconnect_reason().unwrap_or(0)
-                )
+                format!("DISCONNECT(reason=0x{:02x})", self.disconnect_reason().unwrap_or(0))
             }
             PUBLISH => format!(
                 "PUBLISH(topic={:?}, {} body bytes)",
                 String::from_utf8_lossy(self.publish_topic().unwrap_or(b"?")),
                 self.body.len()
             ),
-            _ => format!(
-                "{}(flags=0x{:x}, {} body bytes)",
-                type_name(t),
-                self.flags(),
-                self.body.len()
-            ),
+            _ => format!("{}(flags=0x{:x}, {} body bytes)", type_name(t), self.flags(), self.body.len()),
         }
     }
 }
@@ -245,12 +235,7 @@ impl Connect {
     }
 
     pub fn will(mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> Connect {
-        self.will = Some(Will {
-            topic: topic.as_bytes().to_vec(),
-            payload: payload.to_vec(),
-            qos,
-            retain,
-        });
+        self.will = Some(Will { topic: topic.as_bytes().to_vec(), payload: payload.to_vec(), qos, retain });
         self
     }
 
@@ -366,22 +351,13 @@ pub fn parse_one(buf: &[u8]) -> Result<Option<(RawPacket, usize)>> {
         }
         shift += 7;
         if i > 4 {
-            bail!(
-                "peer sent a remaining length longer than 4 bytes: {:02x?}",
-                &buf[..5]
-            );
+            bail!("peer sent a remaining length longer than 4 bytes: {:02x?}", &buf[..5]);
         }
     }
     if buf.len() < i + len {
         return Ok(None);
     }
-    Ok(Some((
-        RawPacket {
-            header: buf[0],
-            body: buf[i..i + len].to_vec(),
-        },
-        i + len,
-    )))
+    Ok(Some((RawPacket { header: buf[0], body: buf[i..i + len].to_vec() }, i + len)))
 }
 
 /// Splits a byte stream into packets; returns the packets and any unparsable remainder.

@@ -52,11 +52,8 @@ impl Ca {
         dn.push(DnType::OrganizationName, "moat e2e throwaway");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key)?;
         let cert_pem = cert.pem();
         let cert_path = dir.join(format!("{name}.crt"));
@@ -84,15 +81,10 @@ impl Ca {
         dn.push(DnType::CommonName, cn);
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![eku];
         params.use_authority_key_identifier_extension = true;
-        let serial = self
-            .next_serial
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let serial = self.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         params.serial_number = Some(rcgen::SerialNumber::from(serial));
         let cert = params.signed_by(&key, &self.issuer)?;
         let files = CertFiles {
@@ -137,13 +129,8 @@ impl Pki {
             vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             ExtendedKeyUsagePurpose::ServerAuth,
         )?;
-        let client = ca.issue(
-            dir.path(),
-            "client",
-            "e2e-client",
-            vec![],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        )?;
+        let client =
+            ca.issue(dir.path(), "client", "e2e-client", vec![], ExtendedKeyUsagePurpose::ClientAuth)?;
         let untrusted_client = untrusted_ca.issue(
             dir.path(),
             "untrusted-client",
@@ -151,14 +138,7 @@ impl Pki {
             vec![],
             ExtendedKeyUsagePurpose::ClientAuth,
         )?;
-        let pki = Pki {
-            dir,
-            ca,
-            untrusted_ca,
-            server,
-            client,
-            untrusted_client,
-        };
+        let pki = Pki { dir, ca, untrusted_ca, server, client, untrusted_client };
         for entry in std::fs::read_dir(pki.dir.path())? {
             make_world_readable(&entry?.path())?;
         }
@@ -216,10 +196,7 @@ impl Pki {
 
     /// Issues another client certificate from the trusted CA with the given CN.
     pub fn client_cert(&self, cn: &str) -> CertFiles {
-        let stem: String = cn
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
+        let stem: String = cn.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         let files = self
             .ca
             .issue(

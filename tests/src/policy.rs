@@ -30,10 +30,7 @@ pub struct PolicyDir {
 
 impl PolicyDir {
     pub fn new() -> PolicyDir {
-        let dir = tempfile::Builder::new()
-            .prefix("moat-e2e-policy-")
-            .tempdir()
-            .expect("policy temp dir");
+        let dir = tempfile::Builder::new().prefix("moat-e2e-policy-").tempdir().expect("policy temp dir");
         set_mode(dir.path(), 0o755);
         PolicyDir { dir }
     }
@@ -72,11 +69,7 @@ pub async fn mosquitto_passwd(file: &Path, user: &str, password: &str, create: b
     cmd.arg(file).arg(user).arg(password);
     let out = run_with_timeout(cmd, Duration::from_secs(20)).await?;
     if !out.status.success() {
-        bail!(
-            "mosquitto_passwd failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("mosquitto_passwd failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     }
     set_mode(file, 0o644);
     Ok(())
@@ -134,10 +127,7 @@ pub fn subscribe_many(version: Version, pid: u16, filters: &[(&str, u8)]) -> Vec
 pub fn publish_v5(topic: &str, qos: u8, pid: u16, properties: &[u8], payload: &[u8]) -> Vec<u8> {
     let header = 0x30 | (qos << 1);
     let pid = (qos > 0).then_some(pid);
-    packet(
-        header,
-        &packets::publish_body(Version::V5, topic.as_bytes(), pid, properties, payload),
-    )
+    packet(header, &packets::publish_body(Version::V5, topic.as_bytes(), pid, properties, payload))
 }
 
 /// Topic Alias property.
@@ -287,15 +277,8 @@ pub fn metric_with_labels(text: &str, name: &str, labels: &[(&str, &str)]) -> Op
             continue;
         };
         let (label_text, value) = inner;
-        if labels
-            .iter()
-            .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
-        {
-            if let Some(v) = value
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-            {
+        if labels.iter().all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\""))) {
+            if let Some(v) = value.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
                 *found.get_or_insert(0.0) += v;
             }
         }
@@ -321,9 +304,7 @@ impl BrokerRecorder {
 
     pub async fn wait_for(&self, topic: &str, payload: &[u8]) -> Result<()> {
         self.client
-            .recv_publish(EVENT_TIMEOUT, |p| {
-                p.topic == topic && p.payload.as_ref() == payload
-            })
+            .recv_publish(EVENT_TIMEOUT, |p| p.topic == topic && p.payload.as_ref() == payload)
             .await
             .map(|_| ())
             .map_err(|e| anyhow!("broker never got {topic}: {e}; got {:?}", self.topics()))
@@ -332,12 +313,8 @@ impl BrokerRecorder {
     /// Round-trips a marker through the broker: everything it accepted before is recorded.
     pub async fn barrier(&self) -> Result<()> {
         let topic = crate::unique("moat-e2e/recorder-barrier");
-        self.client
-            .publish(&topic, QoS::AtLeastOnce, false, b"barrier".to_vec())
-            .await?;
-        self.client
-            .recv_publish(EVENT_TIMEOUT, |p| p.topic == topic)
-            .await?;
+        self.client.publish(&topic, QoS::AtLeastOnce, false, b"barrier".to_vec()).await?;
+        self.client.recv_publish(EVENT_TIMEOUT, |p| p.topic == topic).await?;
         Ok(())
     }
 

@@ -27,9 +27,7 @@ impl Proc {
     pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Result<Proc> {
         let stdout = log_dir.join(format!("{name}.out"));
         let stderr = log_dir.join(format!("{name}.err"));
-        cmd.stdin(Stdio::null())
-            .stdout(File::create(&stdout)?)
-            .stderr(File::create(&stderr)?);
+        cmd.stdin(Stdio::null()).stdout(File::create(&stdout)?).stderr(File::create(&stderr)?);
         // SAFETY: prctl is async-signal-safe; no allocation between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -38,13 +36,7 @@ impl Proc {
             });
         }
         let child = cmd.spawn().with_context(|| format!("spawn {name}: {cmd:?}"))?;
-        Ok(Proc {
-            name: name.to_string(),
-            child,
-            stdout,
-            stderr,
-            status: None,
-        })
+        Ok(Proc { name: name.to_string(), child, stdout, stderr, status: None })
     }
 
     pub fn pid(&self) -> u32 {
@@ -146,10 +138,7 @@ impl Mosquitto {
     pub async fn start_with(extra: impl Fn(u16) -> String) -> Mosquitto {
         let mut last_err = String::new();
         for _attempt in 0..4 {
-            let dir = tempfile::Builder::new()
-                .prefix("moat-e2e-mosq-")
-                .tempdir()
-                .unwrap();
+            let dir = tempfile::Builder::new().prefix("moat-e2e-mosq-").tempdir().unwrap();
             let port = net::free_port();
             let conf = dir.path().join("mosquitto.conf");
             std::fs::write(
@@ -172,11 +161,7 @@ impl Mosquitto {
                 }
                 let log = proc.stderr();
                 if log.contains(" running") && net::can_connect(port).await {
-                    return Mosquitto {
-                        port,
-                        proc,
-                        _dir: dir,
-                    };
+                    return Mosquitto { port, proc, _dir: dir };
                 }
                 if tokio::time::Instant::now() >= deadline {
                     panic!("mosquitto did not become ready within 10s\n{}", proc.logs());
@@ -219,10 +204,7 @@ pub fn moat_command() -> Command {
         bin.display()
     );
     let mut cmd = Command::new(bin);
-    cmd.env(
-        "RUST_LOG",
-        std::env::var("MOAT_E2E_LOG").unwrap_or_else(|_| "debug".into()),
-    );
+    cmd.env("RUST_LOG", std::env::var("MOAT_E2E_LOG").unwrap_or_else(|_| "debug".into()));
     cmd.env_remove("RUST_LOG_STYLE");
     cmd
 }
@@ -299,9 +281,7 @@ impl MoatOptions {
     pub fn render(&self, pki: &Pki, port: u16, admin_port: u16, plain_port: Option<u16>) -> String {
         let mut y = String::new();
         y.push_str("listeners:\n");
-        y.push_str(&format!(
-            "  - name: mqtts\n    bind: \"127.0.0.1:{port}\"\n    tls:\n"
-        ));
+        y.push_str(&format!("  - name: mqtts\n    bind: \"127.0.0.1:{port}\"\n    tls:\n"));
         y.push_str(&format!("      cert: \"{}\"\n", pki.server.cert.display()));
         y.push_str(&format!("      key: \"{}\"\n", pki.server.key.display()));
         if self.client_auth != ClientAuth::None {
@@ -318,9 +298,7 @@ impl MoatOptions {
             y.push_str(&format!("    websocket:\n      path: \"{path}\"\n"));
         }
         if let Some(p) = plain_port {
-            y.push_str(&format!(
-                "  - name: plain\n    bind: \"127.0.0.1:{p}\"\n    plaintext: true\n"
-            ));
+            y.push_str(&format!("  - name: plain\n    bind: \"127.0.0.1:{p}\"\n    plaintext: true\n"));
         }
         y.push_str(&format!("upstream:\n  address: \"{}\"\n", self.upstream));
         if let Some(t) = &self.upstream_connect_timeout {
@@ -366,21 +344,14 @@ impl Moat {
     pub async fn start(pki: &Pki, opts: &MoatOptions) -> Moat {
         let mut last = String::new();
         for _attempt in 0..4 {
-            let dir = tempfile::Builder::new()
-                .prefix("moat-e2e-moat-")
-                .tempdir()
-                .unwrap();
+            let dir = tempfile::Builder::new().prefix("moat-e2e-moat-").tempdir().unwrap();
             let port = net::free_port();
             let admin_port = net::free_port();
             let plain_port = opts.plaintext_listener.then(net::free_port);
             let config_path = dir.path().join("moat.yaml");
             std::fs::write(&config_path, opts.render(pki, port, admin_port, plain_port)).unwrap();
             let mut cmd = moat_command();
-            cmd.arg("run")
-                .arg("-c")
-                .arg(&config_path)
-                .arg("--log-format")
-                .arg(&opts.log_format);
+            cmd.arg("run").arg("-c").arg(&config_path).arg("--log-format").arg(&opts.log_format);
             let mut proc = Proc::spawn("moat", cmd, dir.path()).expect("spawn moat");
             let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
             loop {
@@ -397,14 +368,7 @@ impl Moat {
                     ready = ready && net::can_connect(p).await;
                 }
                 if ready {
-                    return Moat {
-                        port,
-                        admin_port,
-                        plain_port,
-                        config_path,
-                        proc,
-                        _dir: dir,
-                    };
+                    return Moat { port, admin_port, plain_port, config_path, proc, _dir: dir };
                 }
                 if tokio::time::Instant::now() >= deadline {
                     panic!(
@@ -432,10 +396,7 @@ pub async fn run_with_timeout(
     mut cmd: tokio::process::Command,
     timeout: Duration,
 ) -> Result<std::process::Output> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(out) => Ok(out?),

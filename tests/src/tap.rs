@@ -37,10 +37,7 @@ impl UpstreamConn {
     }
 
     pub fn packet_types(&self) -> Vec<&'static str> {
-        self.packets()
-            .iter()
-            .map(|p| packets::type_name(p.packet_type()))
-            .collect()
+        self.packets().iter().map(|p| packets::type_name(p.packet_type())).collect()
     }
 }
 
@@ -62,10 +59,7 @@ impl Tap {
                 let Ok((inbound, _)) = listener.accept().await else {
                     continue;
                 };
-                let conn = Arc::new(Mutex::new(Conn {
-                    to_broker: Vec::new(),
-                    open: true,
-                }));
+                let conn = Arc::new(Mutex::new(Conn { to_broker: Vec::new(), open: true }));
                 st.lock().unwrap().conns.push(conn.clone());
                 tokio::spawn(relay(inbound, broker_port, conn));
             }
@@ -85,10 +79,7 @@ impl Tap {
             .iter()
             .map(|c| {
                 let c = c.lock().unwrap();
-                UpstreamConn {
-                    bytes: c.to_broker.clone(),
-                    open: c.open,
-                }
+                UpstreamConn { bytes: c.to_broker.clone(), open: c.open }
             })
             .collect()
     }
@@ -153,11 +144,7 @@ impl Tap {
                     if rest.is_empty() {
                         String::new()
                     } else {
-                        format!(
-                            " + {} unparsed bytes {:02x?}",
-                            rest.len(),
-                            &rest[..rest.len().min(16)]
-                        )
+                        format!(" + {} unparsed bytes {:02x?}", rest.len(), &rest[..rest.len().min(16)])
                     }
                 )
             })

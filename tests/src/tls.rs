@@ -23,9 +23,7 @@ pub fn client_config(cas: &[&Path], client: Option<&CertFiles>) -> Arc<rustls::C
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
         for cert in CertificateDer::pem_file_iter(ca).expect("open CA pem") {
-            roots
-                .add(cert.expect("parse CA pem"))
-                .expect("add CA to root store");
+            roots.add(cert.expect("parse CA pem")).expect("add CA to root store");
         }
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider())
@@ -34,9 +32,9 @@ pub fn client_config(cas: &[&Path], client: Option<&CertFiles>) -> Arc<rustls::C
         .with_root_certificates(roots);
     let config = match client {
         None => builder.with_no_client_auth(),
-        Some(files) => builder
-            .with_client_auth_cert(files.chain(), files.private_key())
-            .expect("client cert config"),
+        Some(files) => {
+            builder.with_client_auth_cert(files.chain(), files.private_key()).expect("client cert config")
+        }
     };
     Arc::new(config)
 }
@@ -76,19 +74,10 @@ impl RawClient {
     ) -> Result<RawClient> {
         let name = ServerName::try_from(server_name.to_string()).context("server name")?;
         tokio::time::timeout(Duration::from_secs(10), async move {
-            let tcp = TcpStream::connect(("127.0.0.1", port))
-                .await
-                .context("tcp connect")?;
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.context("tcp connect")?;
             tcp.set_nodelay(true)?;
-            let stream = TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .context("tls handshake")?;
-            Ok(RawClient {
-                stream,
-                buf: Vec::new(),
-                eof: None,
-            })
+            let stream = TlsConnector::from(config).connect(name, tcp).await.context("tls handshake")?;
+            Ok(RawClient { stream, buf: Vec::new(), eof: None })
         })
         .await
         .map_err(|_| anyhow!("connect + TLS handshake timed out"))?
@@ -103,20 +92,11 @@ impl RawClient {
     ) -> Result<RawClient> {
         let name = ServerName::try_from(LOCALHOST.to_string()).context("server name")?;
         tokio::time::timeout(Duration::from_secs(10), async move {
-            let mut tcp = TcpStream::connect(("127.0.0.1", port))
-                .await
-                .context("tcp connect")?;
+            let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.context("tcp connect")?;
             tcp.set_nodelay(true)?;
             tcp.write_all(preamble).await.context("preamble")?;
-            let stream = TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .context("tls handshake")?;
-            Ok(RawClient {
-                stream,
-                buf: Vec::new(),
-                eof: None,
-            })
+            let stream = TlsConnector::from(config).connect(name, tcp).await.context("tls handshake")?;
+            Ok(RawClient { stream, buf: Vec::new(), eof: None })
         })
         .await
         .map_err(|_| anyhow!("connect + TLS handshake timed out"))?

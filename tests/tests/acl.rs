@@ -126,10 +126,7 @@ async fn publishes_until(c: &mut RawClient, topic: &str, env: &Env) -> Vec<Strin
             .await
             .unwrap_or_else(|e| panic!("waiting for {topic} (got {seen:?}): {e}\n{}", env.moat.logs()))
             .unwrap_or_else(|| {
-                panic!(
-                    "closed while waiting for {topic} (got {seen:?})\n{}",
-                    env.moat.logs()
-                )
+                panic!("closed while waiting for {topic} (got {seen:?})\n{}", env.moat.logs())
             });
         if let Some(t) = p.publish_topic() {
             let t = String::from_utf8_lossy(t).into_owned();
@@ -153,19 +150,13 @@ async fn denied_publish_v311_is_answered_by_moat_and_never_reaches_the_broker() 
     let (ok, secret) = (format!("ok/{base}"), format!("secret/{base}"));
 
     // QoS 0: silently dropped.
-    c.send(&packets::publish(V311, secret.as_bytes(), 0, false, 0, b"d0"))
-        .await
-        .unwrap();
+    c.send(&packets::publish(V311, secret.as_bytes(), 0, false, 0, b"d0")).await.unwrap();
     // QoS 1: PUBACK from moat (3.1.1 has no reason code: exactly the packet id).
-    c.send(&packets::publish(V311, secret.as_bytes(), 1, false, 1, b"d1"))
-        .await
-        .unwrap();
+    c.send(&packets::publish(V311, secret.as_bytes(), 1, false, 1, b"d1")).await.unwrap();
     let p = expect(&mut c, packets::PUBACK, &env, "denied QoS1").await;
     assert_eq!(p.body, vec![0, 1], "3.1.1 PUBACK {p:?}");
     // QoS 2: PUBREC from moat, then moat completes the exchange for the client's PUBREL.
-    c.send(&packets::publish(V311, secret.as_bytes(), 2, false, 2, b"d2"))
-        .await
-        .unwrap();
+    c.send(&packets::publish(V311, secret.as_bytes(), 2, false, 2, b"d2")).await.unwrap();
     let p = expect(&mut c, packets::PUBREC, &env, "denied QoS2").await;
     assert_eq!(p.body, vec![0, 2], "3.1.1 PUBREC {p:?}");
     c.send(&pubrel(2)).await.unwrap();
@@ -173,51 +164,13 @@ async fn denied_publish_v311_is_answered_by_moat_and_never_reaches_the_broker() 
     assert_eq!(p.body, vec![0, 2], "PUBCOMP {p:?}");
 
     // The session goes on: allowed topics at every QoS.
-    c.send(&packets::publish(
-        V311,
-        format!("{ok}/1").as_bytes(),
-        1,
-        false,
-        3,
-        b"a1",
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "allowed QoS1").await.0,
-        3
-    );
-    c.send(&packets::publish(
-        V311,
-        format!("{ok}/2").as_bytes(),
-        2,
-        false,
-        4,
-        b"a2",
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBREC, &env, "allowed QoS2").await.0,
-        4
-    );
+    c.send(&packets::publish(V311, format!("{ok}/1").as_bytes(), 1, false, 3, b"a1")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "allowed QoS1").await.0, 3);
+    c.send(&packets::publish(V311, format!("{ok}/2").as_bytes(), 2, false, 4, b"a2")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBREC, &env, "allowed QoS2").await.0, 4);
     c.send(&pubrel(4)).await.unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBCOMP, &env, "allowed QoS2 PUBCOMP")
-            .await
-            .0,
-        4
-    );
-    c.send(&packets::publish(
-        V311,
-        format!("{ok}/0").as_bytes(),
-        0,
-        false,
-        0,
-        b"a0",
-    ))
-    .await
-    .unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBCOMP, &env, "allowed QoS2 PUBCOMP").await.0, 4);
+    c.send(&packets::publish(V311, format!("{ok}/0").as_bytes(), 0, false, 0, b"a0")).await.unwrap();
     env.sub.wait_for(&format!("{ok}/0"), b"a0", WAIT).await.unwrap();
     env.sub.barrier().await.unwrap();
     assert_eq!(
@@ -226,11 +179,7 @@ async fn denied_publish_v311_is_answered_by_moat_and_never_reaches_the_broker() 
         "broker received {:?}",
         env.sub.summary()
     );
-    assert!(
-        forwarded_to(&env, &secret).is_empty(),
-        "denied PUBLISH forwarded: {:?}",
-        env.tap.summary()
-    );
+    assert!(forwarded_to(&env, &secret).is_empty(), "denied PUBLISH forwarded: {:?}", env.tap.summary());
     let pubrels: Vec<_> = env
         .tap
         .all_packets()
@@ -239,11 +188,7 @@ async fn denied_publish_v311_is_answered_by_moat_and_never_reaches_the_broker() 
         .filter_map(policy::ack)
         .map(|(id, _)| id)
         .collect();
-    assert_eq!(
-        pubrels,
-        vec![4],
-        "PUBRELs forwarded to the broker (the denied id 2 must not be)"
-    );
+    assert_eq!(pubrels, vec![4], "PUBRELs forwarded to the broker (the denied id 2 must not be)");
 }
 
 #[tokio::test]
@@ -254,62 +199,28 @@ async fn denied_publish_v5_gets_reason_0x87() {
     let base = unique("t");
     let (ok, secret) = (format!("ok/{base}"), format!("secret/{base}"));
 
-    c.send(&packets::publish(V5, secret.as_bytes(), 0, false, 0, b"d0"))
-        .await
-        .unwrap();
-    c.send(&packets::publish(V5, secret.as_bytes(), 1, false, 1, b"d1"))
-        .await
-        .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "denied QoS1").await,
-        (1, 0x87)
-    );
-    c.send(&packets::publish(V5, secret.as_bytes(), 2, false, 2, b"d2"))
-        .await
-        .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBREC, &env, "denied QoS2").await,
-        (2, 0x87)
-    );
+    c.send(&packets::publish(V5, secret.as_bytes(), 0, false, 0, b"d0")).await.unwrap();
+    c.send(&packets::publish(V5, secret.as_bytes(), 1, false, 1, b"d1")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "denied QoS1").await, (1, 0x87));
+    c.send(&packets::publish(V5, secret.as_bytes(), 2, false, 2, b"d2")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBREC, &env, "denied QoS2").await, (2, 0x87));
 
-    c.send(&packets::publish(V5, ok.as_bytes(), 1, false, 3, b"a1"))
-        .await
-        .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "allowed QoS1").await,
-        (3, 0x00)
-    );
-    c.send(&packets::publish(V5, ok.as_bytes(), 2, false, 4, b"a2"))
-        .await
-        .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBREC, &env, "allowed QoS2").await,
-        (4, 0x00)
-    );
+    c.send(&packets::publish(V5, ok.as_bytes(), 1, false, 3, b"a1")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "allowed QoS1").await, (3, 0x00));
+    c.send(&packets::publish(V5, ok.as_bytes(), 2, false, 4, b"a2")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBREC, &env, "allowed QoS2").await, (4, 0x00));
     c.send(&pubrel(4)).await.unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBCOMP, &env, "allowed PUBCOMP").await,
-        (4, 0x00)
-    );
+    assert_eq!(expect_ack(&mut c, packets::PUBCOMP, &env, "allowed PUBCOMP").await, (4, 0x00));
     env.sub.wait_for(&ok, b"a2", WAIT).await.unwrap();
     env.sub.barrier().await.unwrap();
-    let payloads: Vec<_> = env
-        .sub
-        .messages()
-        .into_iter()
-        .map(|m| (m.topic, m.payload.to_vec()))
-        .collect();
+    let payloads: Vec<_> = env.sub.messages().into_iter().map(|m| (m.topic, m.payload.to_vec())).collect();
     assert_eq!(
         payloads,
         vec![(ok.clone(), b"a1".to_vec()), (ok.clone(), b"a2".to_vec())],
         "broker received {:?}",
         env.sub.summary()
     );
-    assert!(
-        forwarded_to(&env, &secret).is_empty(),
-        "denied PUBLISH forwarded: {:?}",
-        env.tap.summary()
-    );
+    assert!(forwarded_to(&env, &secret).is_empty(), "denied PUBLISH forwarded: {:?}", env.tap.summary());
 }
 
 #[tokio::test]
@@ -319,10 +230,7 @@ async fn deny_action_disconnect_closes_the_session() {
         &dir,
         &acl_file(
             "deny_action: disconnect\n",
-            &[
-                rule("allow", "publish", &["ok/#"]),
-                rule("allow", "subscribe", &["ok/#"]),
-            ],
+            &[rule("allow", "publish", &["ok/#"]), rule("allow", "subscribe", &["ok/#"])],
         ),
     )
     .await;
@@ -330,17 +238,11 @@ async fn deny_action_disconnect_closes_the_session() {
 
     // v5: DISCONNECT 0x87, then close.
     let mut c = connected(&env, V5).await;
-    c.send(&packets::publish(V5, secret.as_bytes(), 1, false, 1, b"x"))
-        .await
-        .unwrap();
+    c.send(&packets::publish(V5, secret.as_bytes(), 1, false, 1, b"x")).await.unwrap();
     let closed = c.read_until_closed(WAIT).await.unwrap();
     let got: Vec<_> = closed.packets.iter().map(RawPacket::describe).collect();
     assert_eq!(
-        closed
-            .packets
-            .iter()
-            .map(|p| p.disconnect_reason())
-            .collect::<Vec<_>>(),
+        closed.packets.iter().map(|p| p.disconnect_reason()).collect::<Vec<_>>(),
         vec![Some(0x87)],
         "v5 denied publish with deny_action disconnect: got {got:?}\n{}",
         env.moat.logs()
@@ -350,11 +252,7 @@ async fn deny_action_disconnect_closes_the_session() {
     c.send(&packets::subscribe(V5, 1, b"secret/#", 0)).await.unwrap();
     let closed = c.read_until_closed(WAIT).await.unwrap();
     assert_eq!(
-        closed
-            .packets
-            .iter()
-            .map(|p| p.disconnect_reason())
-            .collect::<Vec<_>>(),
+        closed.packets.iter().map(|p| p.disconnect_reason()).collect::<Vec<_>>(),
         vec![Some(0x87)],
         "v5 denied subscribe: {:?}",
         closed.packets
@@ -362,9 +260,7 @@ async fn deny_action_disconnect_closes_the_session() {
     // 3.1.1: closed without an answer, at QoS 0 and 1.
     for qos in [0u8, 1] {
         let mut c = connected(&env, V311).await;
-        c.send(&packets::publish(V311, secret.as_bytes(), qos, false, 1, b"x"))
-            .await
-            .unwrap();
+        c.send(&packets::publish(V311, secret.as_bytes(), qos, false, 1, b"x")).await.unwrap();
         let closed = c.read_until_closed(WAIT).await.unwrap();
         assert!(
             closed.packets.is_empty(),
@@ -372,8 +268,7 @@ async fn deny_action_disconnect_closes_the_session() {
             closed.packets.iter().map(RawPacket::describe).collect::<Vec<_>>()
         );
     }
-    env.assert_upstream_only(&[packets::CONNECT, packets::DISCONNECT], "deny_action disconnect")
-        .await;
+    env.assert_upstream_only(&[packets::CONNECT, packets::DISCONNECT], "deny_action disconnect").await;
 }
 
 // ----- partly denied SUBSCRIBE (trap 12)
@@ -382,27 +277,17 @@ async fn partly_denied_subscribe(version: Version, denied_code: u8) {
     let dir = PolicyDir::new();
     let env = acl_env(&dir, &acl_file("", &[rule("allow", "subscribe", &["pub/#"])])).await;
     let base = unique("s");
-    let (pa, pr, pb) = (
-        format!("pub/{base}/#"),
-        format!("priv/{base}/#"),
-        format!("pub/{base}/b"),
-    );
+    let (pa, pr, pb) = (format!("pub/{base}/#"), format!("priv/{base}/#"), format!("pub/{base}/b"));
     let mut c = connected(&env, version).await;
-    c.send(&subscribe_many(version, 7, &[(&pa, 1), (&pr, 1), (&pb, 0)]))
-        .await
-        .unwrap();
+    c.send(&subscribe_many(version, 7, &[(&pa, 1), (&pr, 1), (&pb, 0)])).await.unwrap();
     let sa = expect(&mut c, packets::SUBACK, &env, "partly denied SUBSCRIBE").await;
     assert_eq!(
         policy::suback(&sa, version),
         Some((7, vec![0x01, denied_code, 0x00])),
         "SUBACK must merge moat's denial into the broker's codes in the original order: {sa:?}"
     );
-    let forwarded: Vec<_> = env
-        .tap
-        .all_packets()
-        .iter()
-        .filter_map(|p| subscribe_filters(p, version))
-        .collect();
+    let forwarded: Vec<_> =
+        env.tap.all_packets().iter().filter_map(|p| subscribe_filters(p, version)).collect();
     assert_eq!(
         forwarded,
         vec![(7, vec![(pa.clone(), 1), (pb.clone(), 0)])],
@@ -413,40 +298,19 @@ async fn partly_denied_subscribe(version: Version, denied_code: u8) {
     let direct = direct_publisher(&env).await;
     let secret_topic = format!("priv/{base}/x");
     let public_a = format!("pub/{base}/x");
-    direct
-        .publish(&secret_topic, QoS::AtMostOnce, false, b"secret".to_vec())
-        .await
-        .unwrap();
-    direct
-        .publish(&public_a, QoS::AtMostOnce, false, b"public".to_vec())
-        .await
-        .unwrap();
+    direct.publish(&secret_topic, QoS::AtMostOnce, false, b"secret".to_vec()).await.unwrap();
+    direct.publish(&public_a, QoS::AtMostOnce, false, b"public".to_vec()).await.unwrap();
     let seen = publishes_until(&mut c, &public_a, &env).await;
-    direct
-        .publish(&secret_topic, QoS::AtMostOnce, false, b"secret".to_vec())
-        .await
-        .unwrap();
-    direct
-        .publish(&pb, QoS::AtMostOnce, false, b"public b".to_vec())
-        .await
-        .unwrap();
+    direct.publish(&secret_topic, QoS::AtMostOnce, false, b"secret".to_vec()).await.unwrap();
+    direct.publish(&pb, QoS::AtMostOnce, false, b"public b".to_vec()).await.unwrap();
     let seen2 = publishes_until(&mut c, &pb, &env).await;
     let all: Vec<_> = seen.into_iter().chain(seen2).collect();
-    assert!(
-        !all.contains(&secret_topic),
-        "a message on the denied filter reached the client: {all:?}"
-    );
+    assert!(!all.contains(&secret_topic), "a message on the denied filter reached the client: {all:?}");
 
     // All filters denied: moat answers SUBACK itself, nothing is forwarded.
-    c.send(&subscribe_many(version, 8, &[(&pr, 0), ("#", 1)]))
-        .await
-        .unwrap();
+    c.send(&subscribe_many(version, 8, &[(&pr, 0), ("#", 1)])).await.unwrap();
     let sa = expect(&mut c, packets::SUBACK, &env, "all denied").await;
-    assert_eq!(
-        policy::suback(&sa, version),
-        Some((8, vec![denied_code, denied_code])),
-        "{sa:?}"
-    );
+    assert_eq!(policy::suback(&sa, version), Some((8, vec![denied_code, denied_code])), "{sa:?}");
     // A round trip through the broker (PINGREQ) orders the check after anything moat forwarded.
     c.send(&packets::pingreq()).await.unwrap();
     expect(&mut c, packets::PINGRESP, &env, "PINGRESP").await;
@@ -486,13 +350,7 @@ async fn wildcard_subscriptions_covering_a_denied_subtree_are_denied() {
     let dir = PolicyDir::new();
     let env = acl_env(
         &dir,
-        &acl_file(
-            "",
-            &[
-                rule("deny", "subscribe", &["secret/#"]),
-                rule("allow", "subscribe", &["#"]),
-            ],
-        ),
+        &acl_file("", &[rule("deny", "subscribe", &["secret/#"]), rule("allow", "subscribe", &["#"])]),
     )
     .await;
     let mut c = connected(&env, V5).await;
@@ -509,11 +367,7 @@ async fn wildcard_subscriptions_covering_a_denied_subtree_are_denied() {
     ];
     let codes = subscribe_codes(&env, &mut c, 1, &filters).await;
     assert_eq!(
-        filters
-            .iter()
-            .zip(&codes)
-            .map(|(f, c)| (f.to_string(), *c))
-            .collect::<Vec<_>>(),
+        filters.iter().zip(&codes).map(|(f, c)| (f.to_string(), *c)).collect::<Vec<_>>(),
         filters
             .iter()
             .zip([0x87, 0x87, 0x87, 0x00, 0x87, 0x00, 0x87, 0x87, 0x87])
@@ -529,25 +383,13 @@ async fn wildcard_subscriptions_covering_a_denied_subtree_are_denied() {
         .filter_map(|p| subscribe_filters(p, V5))
         .flat_map(|(_, f)| f.into_iter().map(|(f, _)| f))
         .collect();
-    assert_eq!(
-        forwarded,
-        vec!["public/#".to_string(), "$share/g/public/#".to_string()]
-    );
+    assert_eq!(forwarded, vec!["public/#".to_string(), "$share/g/public/#".to_string()]);
 
     let direct = direct_publisher(&env).await;
-    direct
-        .publish("secret/x", QoS::AtMostOnce, false, b"s".to_vec())
-        .await
-        .unwrap();
-    direct
-        .publish("public/x", QoS::AtMostOnce, false, b"p".to_vec())
-        .await
-        .unwrap();
+    direct.publish("secret/x", QoS::AtMostOnce, false, b"s".to_vec()).await.unwrap();
+    direct.publish("public/x", QoS::AtMostOnce, false, b"p".to_vec()).await.unwrap();
     let seen = publishes_until(&mut c, "public/x", &env).await;
-    assert!(
-        !seen.iter().any(|t| t.starts_with("secret")),
-        "client got {seen:?}"
-    );
+    assert!(!seen.iter().any(|t| t.starts_with("secret")), "client got {seen:?}");
 }
 
 #[tokio::test]
@@ -555,33 +397,16 @@ async fn plus_filter_intersecting_a_deny_rule_is_denied() {
     let dir = PolicyDir::new();
     let env = acl_env(
         &dir,
-        &acl_file(
-            "",
-            &[
-                rule("deny", "subscribe", &["+/secret"]),
-                rule("allow", "subscribe", &["a/#"]),
-            ],
-        ),
+        &acl_file("", &[rule("deny", "subscribe", &["+/secret"]), rule("allow", "subscribe", &["a/#"])]),
     )
     .await;
     let mut c = connected(&env, V5).await;
     let filters = ["a/#", "a/+", "a/public", "a/secret", "a/b/secret", "b/#"];
     let codes = subscribe_codes(&env, &mut c, 1, &filters).await;
-    assert_eq!(
-        codes,
-        vec![0x87, 0x87, 0x00, 0x87, 0x00, 0x87],
-        "codes for {filters:?}\n{}",
-        env.moat.logs()
-    );
+    assert_eq!(codes, vec![0x87, 0x87, 0x00, 0x87, 0x00, 0x87], "codes for {filters:?}\n{}", env.moat.logs());
     let direct = direct_publisher(&env).await;
-    direct
-        .publish("a/secret", QoS::AtMostOnce, false, b"s".to_vec())
-        .await
-        .unwrap();
-    direct
-        .publish("a/public", QoS::AtMostOnce, false, b"p".to_vec())
-        .await
-        .unwrap();
+    direct.publish("a/secret", QoS::AtMostOnce, false, b"s".to_vec()).await.unwrap();
+    direct.publish("a/public", QoS::AtMostOnce, false, b"p".to_vec()).await.unwrap();
     let seen = publishes_until(&mut c, "a/public", &env).await;
     assert_eq!(seen, vec!["a/public".to_string()], "client got {seen:?}");
 }
@@ -591,29 +416,15 @@ async fn hash_rule_does_not_grant_dollar_topics() {
     let dir = PolicyDir::new();
     let env = acl_env(&dir, &acl_file("", &[rule("allow", "all", &["#"])])).await;
     let mut c = connected(&env, V5).await;
-    let codes = subscribe_codes(
-        &env,
-        &mut c,
-        1,
-        &["#", "$SYS/#", "$SYS/broker/clients/connected", "x/+"],
-    )
-    .await;
+    let codes =
+        subscribe_codes(&env, &mut c, 1, &["#", "$SYS/#", "$SYS/broker/clients/connected", "x/+"]).await;
     assert_eq!(codes, vec![0x00, 0x87, 0x87, 0x00], "{}", env.moat.logs());
     let sys = format!("$SYS/{}", unique("e2e"));
-    c.send(&packets::publish(V5, sys.as_bytes(), 1, false, 2, b"sys"))
-        .await
-        .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "$SYS publish").await,
-        (2, 0x87)
-    );
+    c.send(&packets::publish(V5, sys.as_bytes(), 1, false, 2, b"sys")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "$SYS publish").await, (2, 0x87));
     c.send(&packets::pingreq()).await.unwrap();
     expect(&mut c, packets::PINGRESP, &env, "PINGRESP").await;
-    assert!(
-        forwarded_to(&env, &sys).is_empty(),
-        "$SYS publish forwarded: {:?}",
-        env.tap.summary()
-    );
+    assert!(forwarded_to(&env, &sys).is_empty(), "$SYS publish forwarded: {:?}", env.tap.summary());
     let forwarded: Vec<_> = env
         .tap
         .all_packets()
@@ -645,9 +456,8 @@ async fn denied_will_refuses_the_connect() {
 
     // An allowed Will still works: it fires when the client vanishes.
     let will_topic = format!("ok/{}", unique("will"));
-    let connect = packets::Connect::new(V311, &unique("will-ok"))
-        .will(&will_topic, b"gone", 0, false)
-        .encode();
+    let connect =
+        packets::Connect::new(V311, &unique("will-ok")).will(&will_topic, b"gone", 0, false).encode();
     let mut c = env.raw().await;
     c.send(&connect).await.unwrap();
     let ack = expect(&mut c, packets::CONNACK, &env, "allowed Will").await;
@@ -661,11 +471,7 @@ async fn denied_will_refuses_the_connect() {
 #[tokio::test]
 async fn client_ids_that_would_widen_clientid_rules_are_refused() {
     let dir = PolicyDir::new();
-    let env = acl_env(
-        &dir,
-        &acl_file("", &[rule("allow", "all", &["devices/${clientid}/#"])]),
-    )
-    .await;
+    let env = acl_env(&dir, &acl_file("", &[rule("allow", "all", &["devices/${clientid}/#"])])).await;
     for (version, code) in [(V311, 0x02), (V5, 0x85)] {
         for id in ["a/+", "#", "+", "x/y"] {
             let mut c = env.raw().await;
@@ -687,20 +493,10 @@ async fn client_ids_that_would_widen_clientid_rules_are_refused() {
     let id = unique("dev");
     let mut c = env.raw_connected(V5, &id).await;
     let mine = format!("devices/{id}/t");
-    c.send(&packets::publish(V5, mine.as_bytes(), 1, false, 1, b"mine"))
-        .await
-        .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "own subtree").await,
-        (1, 0x00)
-    );
-    c.send(&packets::publish(V5, b"devices/other/t", 1, false, 2, b"other"))
-        .await
-        .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "other subtree").await,
-        (2, 0x87)
-    );
+    c.send(&packets::publish(V5, mine.as_bytes(), 1, false, 1, b"mine")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "own subtree").await, (1, 0x00));
+    c.send(&packets::publish(V5, b"devices/other/t", 1, false, 2, b"other")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "other subtree").await, (2, 0x87));
     env.sub.wait_for(&mine, b"mine", WAIT).await.unwrap();
     env.sub.barrier().await.unwrap();
     assert_eq!(broker_topics(&env), vec![mine], "{:?}", env.sub.summary());
@@ -713,65 +509,37 @@ async fn topic_alias_repointed_to_a_denied_topic_stays_denied() {
     let dir = PolicyDir::new();
     let env = acl_env(&dir, &acl_file("", &[rule("allow", "publish", &["ok/#"])])).await;
     let base = unique("alias");
-    let (ok, ok2, secret) = (
-        format!("ok/{base}"),
-        format!("ok/{base}/2"),
-        format!("secret/{base}"),
-    );
+    let (ok, ok2, secret) = (format!("ok/{base}"), format!("ok/{base}/2"), format!("secret/{base}"));
     let mut c = env.raw().await;
     c.send(&packets::connect(V5, &unique("alias"))).await.unwrap();
     let ack = expect(&mut c, packets::CONNACK, &env, "CONNACK").await;
     assert_eq!(ack.connack_code(), Some(0));
     let props = ack.v5_connack_properties().unwrap();
     let max = policy::u16_prop(&props, 0x22).unwrap_or(0);
-    assert!(
-        (1..=64).contains(&max),
-        "Topic Alias Maximum in CONNACK: {max} ({props:?})"
-    );
+    assert!((1..=64).contains(&max), "Topic Alias Maximum in CONNACK: {max} ({props:?})");
 
     let a1 = alias_prop(1);
     // 1. topic + alias on an allowed topic, 2. alias only: both delivered.
     c.send(&publish_v5(&ok, 1, 1, &a1, b"set")).await.unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "alias set").await,
-        (1, 0x00)
-    );
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "alias set").await, (1, 0x00));
     c.send(&publish_v5("", 1, 2, &a1, b"via-alias")).await.unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "alias only").await,
-        (2, 0x00)
-    );
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "alias only").await, (2, 0x00));
     env.sub.wait_for(&ok, b"via-alias", WAIT).await.unwrap();
     // 3. alias re-pointed to a denied topic: denied; 4. alias only afterwards: still denied.
-    c.send(&publish_v5(&secret, 1, 3, &a1, b"denied-repoint"))
-        .await
-        .unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "re-point").await,
-        (3, 0x87)
-    );
-    c.send(&publish_v5("", 1, 4, &a1, b"denied-alias-only"))
-        .await
-        .unwrap();
+    c.send(&publish_v5(&secret, 1, 3, &a1, b"denied-repoint")).await.unwrap();
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "re-point").await, (3, 0x87));
+    c.send(&publish_v5("", 1, 4, &a1, b"denied-alias-only")).await.unwrap();
     assert_eq!(
         expect_ack(&mut c, packets::PUBACK, &env, "alias only after re-point").await,
         (4, 0x87),
         "an alias-only PUBLISH after a denied re-point was not denied"
     );
-    c.send(&publish_v5("", 0, 0, &a1, b"denied-alias-only-qos0"))
-        .await
-        .unwrap();
+    c.send(&publish_v5("", 0, 0, &a1, b"denied-alias-only-qos0")).await.unwrap();
     // 5. re-pointed to another allowed topic: moat and broker agree again.
     c.send(&publish_v5(&ok2, 1, 5, &a1, b"set2")).await.unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "re-point allowed").await,
-        (5, 0x00)
-    );
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "re-point allowed").await, (5, 0x00));
     c.send(&publish_v5("", 1, 6, &a1, b"via-alias2")).await.unwrap();
-    assert_eq!(
-        expect_ack(&mut c, packets::PUBACK, &env, "alias only 2").await,
-        (6, 0x00)
-    );
+    assert_eq!(expect_ack(&mut c, packets::PUBACK, &env, "alias only 2").await, (6, 0x00));
     env.sub.wait_for(&ok2, b"via-alias2", WAIT).await.unwrap();
     env.sub.barrier().await.unwrap();
 
@@ -781,27 +549,15 @@ async fn topic_alias_repointed_to_a_denied_topic_stays_denied() {
         .into_iter()
         .map(|m| (m.topic, String::from_utf8_lossy(&m.payload).into_owned()))
         .collect();
-    let expected: Vec<(String, String)> = [
-        (&ok, "set"),
-        (&ok, "via-alias"),
-        (&ok2, "set2"),
-        (&ok2, "via-alias2"),
-    ]
-    .into_iter()
-    .map(|(t, p)| (t.clone(), p.to_string()))
-    .collect();
+    let expected: Vec<(String, String)> =
+        [(&ok, "set"), (&ok, "via-alias"), (&ok2, "set2"), (&ok2, "via-alias2")]
+            .into_iter()
+            .map(|(t, p)| (t.clone(), p.to_string()))
+            .collect();
     assert_eq!(got, expected, "broker received");
-    for p in [
-        &b"denied-repoint"[..],
-        b"denied-alias-only",
-        b"denied-alias-only-qos0",
-    ] {
+    for p in [&b"denied-repoint"[..], b"denied-alias-only", b"denied-alias-only-qos0"] {
         let f = forwarded_payload(&env, p);
-        assert!(
-            f.is_empty(),
-            "{:?} forwarded to the broker: {f:?}",
-            String::from_utf8_lossy(p)
-        );
+        assert!(f.is_empty(), "{:?} forwarded to the broker: {f:?}", String::from_utf8_lossy(p));
     }
 }
 
@@ -811,27 +567,17 @@ async fn unknown_or_out_of_range_topic_alias_disconnects() {
     let env = acl_env(&dir, &acl_file("", &[rule("allow", "publish", &["ok/#"])])).await;
     for (alias, topic, reason) in [(3u16, "", 0x82u8), (60_000, "ok/x", 0x94)] {
         let mut c = connected(&env, V5).await;
-        c.send(&publish_v5(topic, 1, 1, &alias_prop(alias), b"alias-abuse"))
-            .await
-            .unwrap();
+        c.send(&publish_v5(topic, 1, 1, &alias_prop(alias), b"alias-abuse")).await.unwrap();
         let closed = c.read_until_closed(WAIT).await.unwrap();
         assert_eq!(
-            closed
-                .packets
-                .iter()
-                .map(|p| p.disconnect_reason())
-                .collect::<Vec<_>>(),
+            closed.packets.iter().map(|p| p.disconnect_reason()).collect::<Vec<_>>(),
             vec![Some(reason)],
             "alias {alias}: {:?}\n{}",
             closed.packets.iter().map(RawPacket::describe).collect::<Vec<_>>(),
             env.moat.logs()
         );
     }
-    assert!(
-        forwarded_payload(&env, b"alias-abuse").is_empty(),
-        "{:?}",
-        env.tap.summary()
-    );
+    assert!(forwarded_payload(&env, b"alias-abuse").is_empty(), "{:?}", env.tap.summary());
     env.sub.assert_nothing("invalid aliases").await;
 }
 
@@ -840,21 +586,13 @@ async fn unknown_or_out_of_range_topic_alias_disconnects() {
 #[tokio::test]
 async fn shadow_mode_lets_traffic_pass_and_counts_would_deny() {
     let dir = PolicyDir::new();
-    let env = acl_env(
-        &dir,
-        &acl_file("enforce: false\n", &[rule("allow", "all", &["ok/#"])]),
-    )
-    .await;
+    let env = acl_env(&dir, &acl_file("enforce: false\n", &[rule("allow", "all", &["ok/#"])])).await;
     let secret = format!("secret/{}", unique("shadow"));
     let mut c = connected(&env, V5).await;
-    c.send(&packets::subscribe(V5, 1, secret.as_bytes(), 1))
-        .await
-        .unwrap();
+    c.send(&packets::subscribe(V5, 1, secret.as_bytes(), 1)).await.unwrap();
     let sa = expect(&mut c, packets::SUBACK, &env, "shadow SUBACK").await;
     assert_eq!(policy::suback(&sa, V5), Some((1, vec![0x01])), "{sa:?}");
-    c.send(&packets::publish(V5, secret.as_bytes(), 1, false, 2, b"shadow"))
-        .await
-        .unwrap();
+    c.send(&packets::publish(V5, secret.as_bytes(), 1, false, 2, b"shadow")).await.unwrap();
     let mut acked = false;
     let mut delivered = false;
     while !(acked && delivered) {
@@ -886,10 +624,7 @@ async fn shadow_mode_lets_traffic_pass_and_counts_would_deny() {
         "moat_acl_decisions_total",
         &[("action", "subscribe"), ("result", "would_deny")],
     );
-    assert!(
-        would_sub.is_some_and(|v| v >= 1.0),
-        "subscribe would_deny = {would_sub:?}"
-    );
+    assert!(would_sub.is_some_and(|v| v >= 1.0), "subscribe would_deny = {would_sub:?}");
     let denied =
         metric_with_labels(&m.body, "moat_acl_decisions_total", &[("result", "deny")]).unwrap_or(0.0);
     assert_eq!(denied, 0.0, "shadow mode counted real denials");
@@ -927,13 +662,7 @@ async fn login(env: &Env, version: Version, user: &str) -> RawClient {
         .expect_packet(packets::CONNACK, Duration::from_secs(20))
         .await
         .unwrap_or_else(|e| panic!("{user}: {e}\n{}", env.moat.logs()));
-    assert_eq!(
-        ack.connack_code(),
-        Some(0),
-        "{user} refused: {}\n{}",
-        ack.describe(),
-        env.moat.logs()
-    );
+    assert_eq!(ack.connack_code(), Some(0), "{user} refused: {}\n{}", ack.describe(), env.moat.logs());
     c
 }
 
@@ -942,9 +671,7 @@ async fn publish_all(env: &Env, c: &mut RawClient, topics: &[String], ctx: &str)
     let mut out = Vec::new();
     for (i, t) in topics.iter().enumerate() {
         let pid = i as u16 + 1;
-        c.send(&packets::publish(V5, t.as_bytes(), 1, false, pid, ctx.as_bytes()))
-            .await
-            .unwrap();
+        c.send(&packets::publish(V5, t.as_bytes(), 1, false, pid, ctx.as_bytes())).await.unwrap();
         let (id, reason) = expect_ack(c, packets::PUBACK, env, ctx).await;
         assert_eq!(id, pid);
         out.push(reason);
@@ -975,14 +702,7 @@ async fn superuser_groups_attributes_and_address_from_the_password_file_drive_th
                 (t("other"), 0x87),
             ],
         ),
-        (
-            "alice",
-            vec![
-                (t("ops"), 0x87),
-                (format!("sites/paris/{base}"), 0x87),
-                (t("local"), 0x00),
-            ],
-        ),
+        ("alice", vec![(t("ops"), 0x87), (format!("sites/paris/{base}"), 0x87), (t("local"), 0x00)]),
     ];
     let mut allowed = Vec::new();
     for (user, expected) in cases {
@@ -995,12 +715,7 @@ async fn superuser_groups_attributes_and_address_from_the_password_file_drive_th
             "{user}: PUBACK reason per topic\n{}",
             env.moat.logs()
         );
-        allowed.extend(
-            expected
-                .iter()
-                .filter(|(_, c)| *c == 0)
-                .map(|(t, _)| (t.clone(), user.to_string())),
-        );
+        allowed.extend(expected.iter().filter(|(_, c)| *c == 0).map(|(t, _)| (t.clone(), user.to_string())));
     }
     env.sub.barrier().await.unwrap();
     let mut got: Vec<_> = env
@@ -1034,10 +749,7 @@ async fn usernames_that_would_widen_username_rules_are_refused() {
             ))
             .await
             .unwrap();
-            let ack = c
-                .expect_packet(packets::CONNACK, Duration::from_secs(20))
-                .await
-                .unwrap();
+            let ack = c.expect_packet(packets::CONNACK, Duration::from_secs(20)).await.unwrap();
             assert_eq!(
                 ack.connack_code(),
                 Some(code),
@@ -1051,13 +763,9 @@ async fn usernames_that_would_widen_username_rules_are_refused() {
     env.assert_no_upstream_bytes("unsafe usernames").await;
 
     let mut c = login(&env, V5, "alice").await;
-    let codes = publish_all(
-        &env,
-        &mut c,
-        &["devices/alice/x".to_string(), "devices/x/y/z".to_string()],
-        "alice",
-    )
-    .await;
+    let codes =
+        publish_all(&env, &mut c, &["devices/alice/x".to_string(), "devices/x/y/z".to_string()], "alice")
+            .await;
     assert_eq!(codes, vec![0x00, 0x87]);
     env.sub.wait_for("devices/alice/x", b"alice", WAIT).await.unwrap();
     env.sub.barrier().await.unwrap();
@@ -1067,40 +775,19 @@ async fn usernames_that_would_widen_username_rules_are_refused() {
 #[tokio::test]
 async fn anonymous_claimed_username_grants_nothing_in_username_rules() {
     let dir = PolicyDir::new();
-    let env = acl_env(
-        &dir,
-        &acl_file("", &[rule("allow", "all", &["devices/${username}/#"])]),
-    )
-    .await;
+    let env = acl_env(&dir, &acl_file("", &[rule("allow", "all", &["devices/${username}/#"])])).await;
     let mut c = env.raw().await;
-    c.send(&policy::connect_with(
-        V5,
-        &unique("anon"),
-        Some("alice"),
-        Some(b"not checked"),
-    ))
-    .await
-    .unwrap();
+    c.send(&policy::connect_with(V5, &unique("anon"), Some("alice"), Some(b"not checked"))).await.unwrap();
     let ack = expect(&mut c, packets::CONNACK, &env, "anonymous CONNACK").await;
     assert_eq!(ack.connack_code(), Some(0), "{}", env.moat.logs());
     let codes = publish_all(&env, &mut c, &["devices/alice/x".to_string()], "claimed").await;
-    assert_eq!(
-        codes,
-        vec![0x87],
-        "a claimed (unverified) username was trusted by the ACL"
-    );
-    c.send(&packets::subscribe(V5, 9, b"devices/alice/#", 0))
-        .await
-        .unwrap();
+    assert_eq!(codes, vec![0x87], "a claimed (unverified) username was trusted by the ACL");
+    c.send(&packets::subscribe(V5, 9, b"devices/alice/#", 0)).await.unwrap();
     let sa = expect(&mut c, packets::SUBACK, &env, "SUBACK").await;
     assert_eq!(policy::suback(&sa, V5), Some((9, vec![0x87])));
     c.send(&packets::pingreq()).await.unwrap();
     expect(&mut c, packets::PINGRESP, &env, "PINGRESP").await;
-    assert!(
-        forwarded_to(&env, "devices/alice/x").is_empty(),
-        "{:?}",
-        env.tap.summary()
-    );
+    assert!(forwarded_to(&env, "devices/alice/x").is_empty(), "{:?}", env.tap.summary());
     env.sub.assert_nothing("anonymous claiming alice").await;
 }
 
@@ -1115,30 +802,14 @@ async fn qos_and_retain_qualifiers_apply_to_publishes_and_wills() {
     let (q, r) = (format!("q/{base}"), format!("r/{base}"));
     let mut c = connected(&env, V5).await;
     // (topic, qos, retain, expected reason of PUBACK / PUBREC)
-    let cases = [
-        (&q, 1u8, false, 0x00u8),
-        (&q, 2, false, 0x87),
-        (&r, 1, false, 0x00),
-        (&r, 1, true, 0x87),
-    ];
+    let cases = [(&q, 1u8, false, 0x00u8), (&q, 2, false, 0x87), (&r, 1, false, 0x00), (&r, 1, true, 0x87)];
     for (i, (topic, qos, retain, want)) in cases.iter().enumerate() {
         let pid = i as u16 + 1;
         let payload = format!("case{i}");
-        c.send(&packets::publish(
-            V5,
-            topic.as_bytes(),
-            *qos,
-            *retain,
-            pid,
-            payload.as_bytes(),
-        ))
-        .await
-        .unwrap();
-        let kind = if *qos == 2 {
-            packets::PUBREC
-        } else {
-            packets::PUBACK
-        };
+        c.send(&packets::publish(V5, topic.as_bytes(), *qos, *retain, pid, payload.as_bytes()))
+            .await
+            .unwrap();
+        let kind = if *qos == 2 { packets::PUBREC } else { packets::PUBACK };
         let got = expect_ack(&mut c, kind, &env, &payload).await;
         assert_eq!(got, (pid, *want), "{topic} qos {qos} retain {retain}");
         if *qos == 2 && *want == 0 {
@@ -1151,37 +822,22 @@ async fn qos_and_retain_qualifiers_apply_to_publishes_and_wills() {
         .sub
         .messages()
         .into_iter()
-        .map(|m| {
-            (
-                m.topic,
-                String::from_utf8_lossy(&m.payload).into_owned(),
-                m.retain,
-            )
-        })
+        .map(|m| (m.topic, String::from_utf8_lossy(&m.payload).into_owned(), m.retain))
         .collect();
     assert_eq!(
         got,
-        vec![
-            (q.clone(), "case0".to_string(), false),
-            (r.clone(), "case2".to_string(), false)
-        ],
+        vec![(q.clone(), "case0".to_string(), false), (r.clone(), "case2".to_string(), false)],
         "broker received"
     );
 
     // The Will is checked with its own QoS and retain flag.
     for (qos, retain, want) in [(2u8, false, 0x87u8), (1, true, 0x87), (1, false, 0x00)] {
         let topic = if qos == 2 { &q } else { &r };
-        let connect = packets::Connect::new(V5, &unique("will"))
-            .will(topic, b"w", qos, retain)
-            .encode();
+        let connect = packets::Connect::new(V5, &unique("will")).will(topic, b"w", qos, retain).encode();
         let mut c = env.raw().await;
         c.send(&connect).await.unwrap();
         let ack = expect(&mut c, packets::CONNACK, &env, "Will CONNACK").await;
-        assert_eq!(
-            ack.connack_code(),
-            Some(want),
-            "Will on {topic} qos {qos} retain {retain}"
-        );
+        assert_eq!(ack.connack_code(), Some(want), "Will on {topic} qos {qos} retain {retain}");
     }
 }
 
@@ -1196,14 +852,9 @@ async fn broken_acl_file_is_refused_at_startup_with_file_and_line() {
     assert!(acl_text.lines().nth(6).unwrap().contains("a/#/b"));
     let acl = dir.write("acl.yaml", acl_text);
     let pki = moat_e2e::Pki::new();
-    let opts = MoatOptions {
-        policy_yaml: Some(policy_yaml(&acl)),
-        ..Default::default()
-    };
-    let config = dir.write(
-        "moat.yaml",
-        &opts.render(&pki, moat_e2e::net::free_port(), moat_e2e::net::free_port(), None),
-    );
+    let opts = MoatOptions { policy_yaml: Some(policy_yaml(&acl)), ..Default::default() };
+    let config = dir
+        .write("moat.yaml", &opts.render(&pki, moat_e2e::net::free_port(), moat_e2e::net::free_port(), None));
     for sub in ["check", "run"] {
         let mut cmd = tokio::process::Command::from(moat_e2e::moat_command());
         cmd.arg(sub).arg("-c").arg(&config);
@@ -1211,10 +862,7 @@ async fn broken_acl_file_is_refused_at_startup_with_file_and_line() {
             .await
             .unwrap_or_else(|e| panic!("moat {sub} with a broken ACL file did not exit: {e}"));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success(),
-            "moat {sub} accepted a broken ACL file:\n{stderr}"
-        );
+        assert!(!out.status.success(), "moat {sub} accepted a broken ACL file:\n{stderr}");
         for (line, what) in [(4, "acton"), (7, "a/#/b")] {
             assert!(
                 stderr.lines().any(|l| l.contains(&format!("acl.yaml:{line}:"))),

@@ -35,14 +35,7 @@ async fn env(check_delivery: bool) -> (Env, PolicyDir) {
 /// and returns the topics the client received before `ok` arrived.
 async fn deliveries(env: &Env, prefix: &str) -> Vec<Vec<u8>> {
     let mut c = env.raw_connected(Version::V311, &unique("deliver")).await;
-    c.send(&packets::subscribe(
-        Version::V311,
-        1,
-        format!("{prefix}/#").as_bytes(),
-        1,
-    ))
-    .await
-    .unwrap();
+    c.send(&packets::subscribe(Version::V311, 1, format!("{prefix}/#").as_bytes(), 1)).await.unwrap();
     loop {
         let p = c.read_packet(WAIT).await.unwrap().expect("open");
         if p.packet_type() == packets::SUBACK {
@@ -56,10 +49,7 @@ async fn deliveries(env: &Env, prefix: &str) -> Vec<Vec<u8>> {
         .publish(&format!("{prefix}/secret"), QoS::AtLeastOnce, false, "s")
         .await
         .expect("publish secret");
-    publisher
-        .publish(&format!("{prefix}/ok"), QoS::AtLeastOnce, false, "o")
-        .await
-        .expect("publish ok");
+    publisher.publish(&format!("{prefix}/ok"), QoS::AtLeastOnce, false, "o").await.expect("publish ok");
     let mut topics = Vec::new();
     loop {
         let p = c.read_packet(WAIT).await.unwrap().expect("open");
@@ -80,19 +70,10 @@ async fn delivery_check_drops_denied_topics_under_an_allowed_filter() {
     // Each test has its own broker, so the fixed topics of the rule file do not collide.
     let (env, _dir) = env(true).await;
     let got = deliveries(&env, "a").await;
-    assert_eq!(
-        got,
-        vec![b"a/ok".to_vec()],
-        "delivery check let a denied topic through"
-    );
+    assert_eq!(got, vec![b"a/ok".to_vec()], "delivery check let a denied topic through");
     // The dropped QoS 1 delivery was acknowledged to the broker by moat: the tap saw a PUBACK go up.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !env
-        .tap
-        .all_packets()
-        .iter()
-        .any(|p| p.packet_type() == packets::PUBACK)
-    {
+    while !env.tap.all_packets().iter().any(|p| p.packet_type() == packets::PUBACK) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no PUBACK for the dropped delivery: {:?}",

@@ -25,26 +25,15 @@ const V311: Version = Version::V311;
 const V5: Version = Version::V5;
 
 fn users_file(dir: &PolicyDir) -> std::path::PathBuf {
-    dir.write(
-        "users.yaml",
-        &password_yaml(&[("alice", ARGON2ID_HASH), ("bob", BCRYPT_HASH)]),
-    )
+    dir.write("users.yaml", &password_yaml(&[("alice", ARGON2ID_HASH), ("bob", BCRYPT_HASH)]))
 }
 
 fn password_auth(users: &Path) -> String {
-    format!(
-        "authentication:\n  - name: users\n    type: password_file\n    path: \"{}\"\n",
-        users.display()
-    )
+    format!("authentication:\n  - name: users\n    type: password_file\n    path: \"{}\"\n", users.display())
 }
 
 async fn start(policy_yaml: String, client_auth: ClientAuth) -> Env {
-    Env::start_with(MoatOptions {
-        client_auth,
-        policy_yaml: Some(policy_yaml),
-        ..Default::default()
-    })
-    .await
+    Env::start_with(MoatOptions { client_auth, policy_yaml: Some(policy_yaml), ..Default::default() }).await
 }
 
 fn with_cert(env: &Env, cn: &str) -> Arc<rustls::ClientConfig> {
@@ -105,18 +94,12 @@ async fn expect_accepted(env: &Env, tls: Arc<rustls::ClientConfig>, bytes: &[u8]
 
 /// The CONNECTs moat forwarded (recorded by the tap), in connection order.
 fn forwarded_connects(env: &Env) -> Vec<ConnectInfo> {
-    env.tap
-        .connections()
-        .iter()
-        .filter_map(|c| c.packets().first().and_then(parse_connect))
-        .collect()
+    env.tap.connections().iter().filter_map(|c| c.packets().first().and_then(parse_connect)).collect()
 }
 
 /// Publishes QoS 1 on a raw connection and returns the PUBACK reason code.
 async fn raw_publish_qos1(c: &mut RawClient, version: Version, topic: &str, pid: u16, data: &[u8]) -> u8 {
-    c.send(&packets::publish(version, topic.as_bytes(), 1, false, pid, data))
-        .await
-        .expect("send PUBLISH");
+    c.send(&packets::publish(version, topic.as_bytes(), 1, false, pid, data)).await.expect("send PUBLISH");
     let ack = c.expect_packet(packets::PUBACK, WAIT).await.expect("PUBACK");
     let (id, reason) = policy::ack(&ack).expect("PUBACK body");
     assert_eq!(id, pid, "PUBACK for the wrong packet id");
@@ -137,10 +120,7 @@ async fn password_file_admits_rumqttc_v311_and_v5_clients() {
         .await
         .unwrap_or_else(|e| panic!("alice (argon2id, 3.1.1) refused: {e}\n{}", env.moat.logs()));
     let t311 = format!("{base}/v311");
-    alice
-        .publish(&t311, QoS::AtLeastOnce, false, b"from alice".to_vec())
-        .await
-        .unwrap();
+    alice.publish(&t311, QoS::AtLeastOnce, false, b"from alice".to_vec()).await.unwrap();
     env.sub.wait_for(&t311, b"from alice", WAIT).await.unwrap();
 
     let mut o = env.v5_options(&unique("bob"), env.tls());
@@ -149,18 +129,13 @@ async fn password_file_admits_rumqttc_v311_and_v5_clients() {
         .await
         .unwrap_or_else(|e| panic!("bob (bcrypt, v5) refused: {e}\n{}", env.moat.logs()));
     let t5 = format!("{base}/v5");
-    bob.publish(&t5, QoS::ExactlyOnce, false, b"from bob".to_vec())
-        .await
-        .unwrap();
+    bob.publish(&t5, QoS::ExactlyOnce, false, b"from bob".to_vec()).await.unwrap();
     env.sub.wait_for(&t5, b"from bob", WAIT).await.unwrap();
 
     // Each password user is its own identity: alice's password does not open bob.
     let mut o = env.v311_options(&unique("bob-wrong"), env.tls());
     o.set_credentials("bob", ARGON2ID_PASSWORD);
-    let err = v311::Client::connect(o)
-        .await
-        .err()
-        .expect("bob with alice's password admitted");
+    let err = v311::Client::connect(o).await.err().expect("bob with alice's password admitted");
     assert!(err.to_string().contains("refused"), "unexpected failure: {err}");
 
     let mut topics: Vec<_> = env.sub.messages().into_iter().map(|m| m.topic).collect();
@@ -179,32 +154,10 @@ async fn mosquitto_pub(
     msg: &str,
 ) -> std::process::Output {
     let mut cmd = tokio::process::Command::new("mosquitto_pub");
-    cmd.args([
-        "-h",
-        "localhost",
-        "-p",
-        &env.moat.port.to_string(),
-        "-V",
-        version,
-        "-q",
-        "1",
-    ])
-    .args(["--cafile", &env.pki.ca_cert().display().to_string()])
-    .args([
-        "-u",
-        user,
-        "-P",
-        password,
-        "-t",
-        topic,
-        "-m",
-        msg,
-        "-i",
-        &unique("mpub"),
-    ]);
-    run_with_timeout(cmd, Duration::from_secs(30))
-        .await
-        .expect("mosquitto_pub")
+    cmd.args(["-h", "localhost", "-p", &env.moat.port.to_string(), "-V", version, "-q", "1"])
+        .args(["--cafile", &env.pki.ca_cert().display().to_string()])
+        .args(["-u", user, "-P", password, "-t", topic, "-m", msg, "-i", &unique("mpub")]);
+    run_with_timeout(cmd, Duration::from_secs(30)).await.expect("mosquitto_pub")
 }
 
 #[tokio::test]
@@ -212,10 +165,7 @@ async fn password_file_admits_mosquitto_pub_with_credentials() {
     let dir = PolicyDir::new();
     // A YAML file holding a mosquitto_passwd hash ($7$, PBKDF2-SHA512) next to argon2id.
     let carol = mosquitto_hash("carol-secret").await.unwrap();
-    let users = dir.write(
-        "users.yaml",
-        &password_yaml(&[("alice", ARGON2ID_HASH), ("carol", &carol)]),
-    );
+    let users = dir.write("users.yaml", &password_yaml(&[("alice", ARGON2ID_HASH), ("carol", &carol)]));
     let env = start(password_auth(&users), ClientAuth::None).await;
     let base = unique("mpub");
     for (version, user, pw) in [
@@ -234,15 +184,9 @@ async fn password_file_admits_mosquitto_pub_with_credentials() {
         env.sub.wait_for(&topic, b"cli message", WAIT).await.unwrap();
     }
     let denied = format!("{base}/denied");
-    for (version, user, pw) in [
-        ("mqttv311", "carol", "nope"),
-        ("mqttv5", "mallory", "carol-secret"),
-    ] {
+    for (version, user, pw) in [("mqttv311", "carol", "nope"), ("mqttv5", "mallory", "carol-secret")] {
         let out = mosquitto_pub(&env, version, user, pw, &denied, "must not arrive").await;
-        assert!(
-            !out.status.success(),
-            "mosquitto_pub -u {user} -P {pw} ({version}) succeeded"
-        );
+        assert!(!out.status.success(), "mosquitto_pub -u {user} -P {pw} ({version}) succeeded");
     }
     env.sub.barrier().await.unwrap();
     assert!(
@@ -272,10 +216,7 @@ async fn wrong_password_and_unknown_user_get_the_same_refusal() {
     env.assert_no_upstream_bytes("refused password logins").await;
 
     // Counted as password_file failures (whatever the result label), never as allows.
-    let m = moat_e2e::http::get(env.moat.admin_port, "/metrics")
-        .await
-        .unwrap()
-        .body;
+    let m = moat_e2e::http::get(env.moat.admin_port, "/metrics").await.unwrap().body;
     let name = "moat_authentications_total";
     let all = policy::metric_with_labels(&m, name, &[("authenticator", "password_file")]).unwrap_or(0.0);
     let allowed = policy::metric_with_labels(&m, name, &[("result", "allow")]).unwrap_or(0.0);
@@ -290,12 +231,8 @@ async fn wrong_password_and_unknown_user_get_the_same_refusal() {
 async fn mosquitto_passwd_file_is_accepted_as_path() {
     let dir = PolicyDir::new();
     let file = dir.path().join("passwd");
-    mosquitto_passwd(&file, "dave", "dave-secret", true)
-        .await
-        .unwrap();
-    mosquitto_passwd(&file, "erin", "erin-secret", false)
-        .await
-        .unwrap();
+    mosquitto_passwd(&file, "dave", "dave-secret", true).await.unwrap();
+    mosquitto_passwd(&file, "erin", "erin-secret", false).await.unwrap();
     let env = start(password_auth(&file), ClientAuth::None).await;
 
     // Refusals first: nothing may reach the broker for them.
@@ -324,13 +261,10 @@ async fn mosquitto_passwd_file_is_accepted_as_path() {
 
     let mut o = env.v5_options(&unique("erin"), env.tls());
     o.set_credentials("erin", "erin-secret");
-    let erin = v5::Client::connect(o)
-        .await
-        .unwrap_or_else(|e| panic!("erin refused: {e}\n{}", env.moat.logs()));
+    let erin =
+        v5::Client::connect(o).await.unwrap_or_else(|e| panic!("erin refused: {e}\n{}", env.moat.logs()));
     let t = unique("passwd/erin");
-    erin.publish(&t, QoS::AtLeastOnce, false, b"erin".to_vec())
-        .await
-        .unwrap();
+    erin.publish(&t, QoS::AtLeastOnce, false, b"erin".to_vec()).await.unwrap();
     env.sub.wait_for(&t, b"erin", WAIT).await.unwrap();
     erin.disconnect().await;
 }
@@ -362,53 +296,27 @@ async fn x509_username_from_cn_is_the_identity_acl_placeholders_see() {
     )
     .await;
     let mine = format!("devices/{cn}/telemetry");
-    assert_eq!(
-        raw_publish_qos1(&mut c, V5, &mine, 1, b"mine").await,
-        0x00,
-        "own subtree denied"
-    );
+    assert_eq!(raw_publish_qos1(&mut c, V5, &mine, 1, b"mine").await, 0x00, "own subtree denied");
     assert_eq!(
         raw_publish_qos1(&mut c, V5, "devices/intruder/telemetry", 2, b"claimed").await,
         0x87,
         "the claimed username's subtree was granted"
     );
-    c.send(&policy::subscribe_many(
-        V5,
-        3,
-        &[(&format!("devices/{cn}/#"), 1), ("devices/intruder/#", 1)],
-    ))
-    .await
-    .unwrap();
+    c.send(&policy::subscribe_many(V5, 3, &[(&format!("devices/{cn}/#"), 1), ("devices/intruder/#", 1)]))
+        .await
+        .unwrap();
     let sa = c.expect_packet(packets::SUBACK, WAIT).await.unwrap();
-    assert_eq!(
-        policy::suback(&sa, V5),
-        Some((3, vec![0x01, 0x87])),
-        "SUBACK {sa:?}"
-    );
+    assert_eq!(policy::suback(&sa, V5), Some((3, vec![0x01, 0x87])), "SUBACK {sa:?}");
 
     env.sub.wait_for(&mine, b"mine", WAIT).await.unwrap();
     env.sub.barrier().await.unwrap();
     let topics: Vec<_> = env.sub.messages().into_iter().map(|m| m.topic).collect();
-    assert_eq!(
-        topics,
-        vec![mine.clone()],
-        "broker received {:?}",
-        env.sub.summary()
-    );
+    assert_eq!(topics, vec![mine.clone()], "broker received {:?}", env.sub.summary());
 
     let connects = forwarded_connects(&env);
     assert_eq!(connects.len(), 1, "{:?}", env.tap.summary());
-    assert_eq!(
-        connects[0].username.as_deref(),
-        Some(cn.as_str()),
-        "broker saw {:?}",
-        connects[0]
-    );
-    assert_eq!(
-        connects[0].password, None,
-        "password forwarded: {:?}",
-        connects[0]
-    );
+    assert_eq!(connects[0].username.as_deref(), Some(cn.as_str()), "broker saw {:?}", connects[0]);
+    assert_eq!(connects[0].password, None, "password forwarded: {:?}", connects[0]);
 }
 
 #[tokio::test]
@@ -422,14 +330,7 @@ async fn x509_require_clientid_match_refuses_other_ids() {
     let tls = with_cert(&env, &cn);
     for (version, code) in [(V311, 0x02), (V5, 0x85)] {
         let bytes = packets::connect(version, &format!("{cn}-not"));
-        expect_refused(
-            &env,
-            tls.clone(),
-            &bytes,
-            code,
-            &format!("{version:?} mismatching client id"),
-        )
-        .await;
+        expect_refused(&env, tls.clone(), &bytes, code, &format!("{version:?} mismatching client id")).await;
     }
     env.assert_no_upstream_bytes("client id / cert CN mismatch").await;
 
@@ -454,41 +355,19 @@ async fn chain_falls_through_from_x509_to_password_file() {
     )
     .await;
     // No cert, no username: nobody decided.
-    expect_refused(
-        &env,
-        env.tls(),
-        &packets::connect(V311, &unique("none")),
-        0x05,
-        "3.1.1 nothing matched",
-    )
-    .await;
-    expect_refused(
-        &env,
-        env.tls(),
-        &packets::connect(V5, &unique("none")),
-        0x87,
-        "v5 nothing matched",
-    )
-    .await;
+    expect_refused(&env, env.tls(), &packets::connect(V311, &unique("none")), 0x05, "3.1.1 nothing matched")
+        .await;
+    expect_refused(&env, env.tls(), &packets::connect(V5, &unique("none")), 0x87, "v5 nothing matched").await;
     // No cert, wrong password: password_file denies.
     let bad = connect_with(V311, &unique("bad"), Some("alice"), Some(b"wrong"));
     expect_refused(&env, env.tls(), &bad, 0x04, "no cert, wrong password").await;
-    assert!(
-        env.tap.connections().is_empty(),
-        "refusals reached the broker: {:?}",
-        env.tap.summary()
-    );
+    assert!(env.tap.connections().is_empty(), "refusals reached the broker: {:?}", env.tap.summary());
 
     // No cert, good password: x509 ignores, password_file allows.
     let mut c = expect_accepted(
         &env,
         env.tls(),
-        &connect_with(
-            V311,
-            &unique("alice"),
-            Some("alice"),
-            Some(ARGON2ID_PASSWORD.as_bytes()),
-        ),
+        &connect_with(V311, &unique("alice"), Some("alice"), Some(ARGON2ID_PASSWORD.as_bytes())),
         "no cert, alice",
     )
     .await;
@@ -510,38 +389,16 @@ async fn chain_falls_through_from_x509_to_password_file() {
     env.sub.wait_for(&t, b"c", WAIT).await.unwrap();
 
     let users: Vec<_> = forwarded_connects(&env).into_iter().map(|c| c.username).collect();
-    assert_eq!(
-        users,
-        vec![Some("alice".to_string()), Some(cn)],
-        "identities shown to the broker"
-    );
+    assert_eq!(users, vec![Some("alice".to_string()), Some(cn)], "identities shown to the broker");
 }
 
 #[tokio::test]
 async fn x509_only_listener_refuses_clients_without_a_cert() {
-    let env = start(
-        "authentication:\n  - name: certs\n    type: x509\n".into(),
-        ClientAuth::Optional,
-    )
-    .await;
-    let creds = |v| {
-        connect_with(
-            v,
-            &unique("nocert"),
-            Some("alice"),
-            Some(ARGON2ID_PASSWORD.as_bytes()),
-        )
-    };
+    let env = start("authentication:\n  - name: certs\n    type: x509\n".into(), ClientAuth::Optional).await;
+    let creds = |v| connect_with(v, &unique("nocert"), Some("alice"), Some(ARGON2ID_PASSWORD.as_bytes()));
     expect_refused(&env, env.tls(), &creds(V311), 0x05, "3.1.1 without cert").await;
     expect_refused(&env, env.tls(), &creds(V5), 0x87, "v5 without cert").await;
-    expect_refused(
-        &env,
-        env.tls(),
-        &packets::connect(V5, &unique("nocert")),
-        0x87,
-        "v5 bare",
-    )
-    .await;
+    expect_refused(&env, env.tls(), &packets::connect(V5, &unique("nocert")), 0x87, "v5 bare").await;
     env.assert_no_upstream_bytes("x509-only listener, no cert").await;
 
     let mut c = expect_accepted(
@@ -562,11 +419,9 @@ async fn x509_only_listener_refuses_clients_without_a_cert() {
 async fn broker_sees_the_verified_username_and_never_the_password_by_default() {
     let dir = PolicyDir::new();
     let users = users_file(&dir);
-    let env = start(
-        format!("{}  - name: anon\n    type: anonymous\n", password_auth(&users)),
-        ClientAuth::None,
-    )
-    .await;
+    let env =
+        start(format!("{}  - name: anon\n    type: anonymous\n", password_auth(&users)), ClientAuth::None)
+            .await;
     let cases: [(Version, Option<&str>, Option<&str>); 3] = [
         (V311, Some("alice"), Some(ARGON2ID_PASSWORD)),
         (V5, Some("bob"), Some(BCRYPT_PASSWORD)),
@@ -585,21 +440,11 @@ async fn broker_sees_the_verified_username_and_never_the_password_by_default() {
         assert_eq!(raw_publish_qos1(&mut c, version, &t, 1, b"p").await, 0);
         env.sub.wait_for(&t, b"p", WAIT).await.unwrap();
         let fwd = forwarded_connects(&env);
-        let got = fwd
-            .get(i)
-            .unwrap_or_else(|| panic!("no forwarded CONNECT #{i}: {:?}", env.tap.summary()));
+        let got = fwd.get(i).unwrap_or_else(|| panic!("no forwarded CONNECT #{i}: {:?}", env.tap.summary()));
         assert_eq!(got.client_id, id);
-        assert_eq!(
-            got.username.as_deref(),
-            user,
-            "broker saw the wrong username: {got:?}"
-        );
+        assert_eq!(got.username.as_deref(), user, "broker saw the wrong username: {got:?}");
         assert_eq!(got.password, None, "the password reached the broker: {got:?}");
-        assert_eq!(
-            got.flags & 0x40,
-            0,
-            "password flag set in the forwarded CONNECT: {got:?}"
-        );
+        assert_eq!(got.flags & 0x40, 0, "password flag set in the forwarded CONNECT: {got:?}");
     }
 }
 
@@ -630,12 +475,8 @@ async fn broker_with_its_own_password_file_gets_the_password_only_with_keep() {
     let dir = PolicyDir::new();
     let users = users_file(&dir);
     let broker_pw = dir.path().join("mosquitto.passwd");
-    mosquitto_passwd(&broker_pw, "alice", ARGON2ID_PASSWORD, true)
-        .await
-        .unwrap();
-    mosquitto_passwd(&broker_pw, "recorder", "recorder-secret", false)
-        .await
-        .unwrap();
+    mosquitto_passwd(&broker_pw, "alice", ARGON2ID_PASSWORD, true).await.unwrap();
+    mosquitto_passwd(&broker_pw, "recorder", "recorder-secret", false).await.unwrap();
     let pki = Pki::new();
     let pw = broker_pw.clone();
     let broker =
@@ -643,10 +484,7 @@ async fn broker_with_its_own_password_file_gets_the_password_only_with_keep() {
             .await;
     // Premise: this broker really refuses a client without credentials.
     let anon = v311::Client::connect(v311::options(&unique("anon"), broker.port, None)).await;
-    assert!(
-        anon.is_err(),
-        "the password-protected broker admitted an anonymous client"
-    );
+    assert!(anon.is_err(), "the password-protected broker admitted an anonymous client");
     let rec = BrokerRecorder::start(broker.port, "recorder", "recorder-secret")
         .await
         .unwrap_or_else(|e| panic!("recorder: {e}\n{}", broker.proc.logs()));
@@ -682,9 +520,7 @@ async fn broker_with_its_own_password_file_gets_the_password_only_with_keep() {
         .await
         .unwrap_or_else(|e| panic!("keep: {e}\n{}\n{}", moat_keep.logs(), broker.proc.logs()));
     let t = unique("keep/t");
-    c.publish(&t, QoS::AtLeastOnce, false, b"kept".to_vec())
-        .await
-        .unwrap();
+    c.publish(&t, QoS::AtLeastOnce, false, b"kept".to_vec()).await.unwrap();
     rec.wait_for(&t, b"kept").await.unwrap();
     let fwd: Vec<_> = tap_keep.all_packets().iter().filter_map(parse_connect).collect();
     assert_eq!(fwd.len(), 1);
@@ -695,15 +531,9 @@ async fn broker_with_its_own_password_file_gets_the_password_only_with_keep() {
     // drop (default): moat admits alice, the broker does not get her password and refuses.
     let denied = unique("drop/t");
     for version in [V311, V5] {
-        let mut raw = RawClient::connect(moat_drop.port, pki.client_config())
-            .await
-            .unwrap();
-        let mut bytes = connect_with(
-            version,
-            &unique("drop"),
-            Some("alice"),
-            Some(ARGON2ID_PASSWORD.as_bytes()),
-        );
+        let mut raw = RawClient::connect(moat_drop.port, pki.client_config()).await.unwrap();
+        let mut bytes =
+            connect_with(version, &unique("drop"), Some("alice"), Some(ARGON2ID_PASSWORD.as_bytes()));
         bytes.extend(packets::publish(version, denied.as_bytes(), 0, false, 0, b"x"));
         raw.send(&bytes).await.unwrap();
         let ack = raw
@@ -722,10 +552,7 @@ async fn broker_with_its_own_password_file_gets_the_password_only_with_keep() {
     assert_eq!(fwd.len(), 2, "{:?}", tap_drop.summary());
     for f in fwd {
         assert_eq!(f.username.as_deref(), Some("alice"));
-        assert_eq!(
-            f.password, None,
-            "password forwarded without `password: keep`: {f:?}"
-        );
+        assert_eq!(f.password, None, "password forwarded without `password: keep`: {f:?}");
     }
     rec.barrier().await.unwrap();
     assert!(
@@ -747,28 +574,13 @@ async fn pipelined_packets_behind_a_refused_connect_never_reach_the_broker() {
         for (user, pw) in [("alice", "wrong"), ("nobody", "password")] {
             let mut bytes = connect_with(version, &unique("pipe"), Some(user), Some(pw.as_bytes()));
             bytes.extend(packets::publish(version, topic.as_bytes(), 0, false, 0, b"qos0"));
-            bytes.extend(packets::publish(
-                version,
-                topic.as_bytes(),
-                1,
-                true,
-                1,
-                b"qos1 retained",
-            ));
+            bytes.extend(packets::publish(version, topic.as_bytes(), 1, true, 1, b"qos1 retained"));
             bytes.extend(packets::subscribe(version, 2, b"#", 0));
             bytes.extend(packets::disconnect(version));
-            expect_refused(
-                &env,
-                env.tls(),
-                &bytes,
-                code,
-                &format!("{version:?} pipelined {user}"),
-            )
-            .await;
+            expect_refused(&env, env.tls(), &bytes, code, &format!("{version:?} pipelined {user}")).await;
         }
     }
-    env.assert_no_upstream_bytes("pipelined after a refused CONNECT")
-        .await;
+    env.assert_no_upstream_bytes("pipelined after a refused CONNECT").await;
 }
 
 #[tokio::test]
@@ -780,47 +592,20 @@ async fn pipelined_packets_behind_an_accepted_connect_still_go_through_the_acl()
         "rules:\n  - permission: allow\n    who: {username: alice}\n    action: publish\n    topics: [\"ok/#\"]\n",
     );
     let env = start(
-        format!(
-            "{}authorization:\n  acl: \"{}\"\n",
-            password_auth(&users),
-            acl.display()
-        ),
+        format!("{}authorization:\n  acl: \"{}\"\n", password_auth(&users), acl.display()),
         ClientAuth::None,
     )
     .await;
     let ok = format!("ok/{}", unique("p"));
     let secret = format!("secret/{}", unique("p"));
-    let mut bytes = connect_with(
-        V5,
-        &unique("pipe"),
-        Some("alice"),
-        Some(ARGON2ID_PASSWORD.as_bytes()),
-    );
+    let mut bytes = connect_with(V5, &unique("pipe"), Some("alice"), Some(ARGON2ID_PASSWORD.as_bytes()));
     bytes.extend(packets::publish(V5, ok.as_bytes(), 1, false, 1, b"allowed"));
-    bytes.extend(packets::publish(
-        V5,
-        secret.as_bytes(),
-        1,
-        false,
-        2,
-        b"denied qos1",
-    ));
-    bytes.extend(packets::publish(
-        V5,
-        secret.as_bytes(),
-        0,
-        false,
-        0,
-        b"denied qos0",
-    ));
+    bytes.extend(packets::publish(V5, secret.as_bytes(), 1, false, 2, b"denied qos1"));
+    bytes.extend(packets::publish(V5, secret.as_bytes(), 0, false, 0, b"denied qos0"));
     let mut c = env.raw().await;
     c.send(&bytes).await.unwrap();
     // The CONNACK comes first: moat must not answer pipelined packets before the session exists.
-    let first = c
-        .read_packet(AUTH_WAIT)
-        .await
-        .unwrap()
-        .expect("closed before CONNACK");
+    let first = c.read_packet(AUTH_WAIT).await.unwrap().expect("closed before CONNACK");
     assert_eq!(
         first.packet_type(),
         packets::CONNACK,
@@ -880,24 +665,14 @@ async fn empty_client_id_gets_a_moat_id_that_clientid_rules_see() {
     );
     let mine = format!("devices/{assigned}/x");
     assert_eq!(raw_publish_qos1(&mut c, V5, &mine, 1, b"assigned").await, 0x00);
-    assert_eq!(
-        raw_publish_qos1(&mut c, V5, "devices/other/x", 2, b"other").await,
-        0x87
-    );
+    assert_eq!(raw_publish_qos1(&mut c, V5, "devices/other/x", 2, b"other").await, 0x87);
     env.sub.wait_for(&mine, b"assigned", WAIT).await.unwrap();
     env.sub.barrier().await.unwrap();
     let topics: Vec<_> = env.sub.messages().into_iter().map(|m| m.topic).collect();
     assert_eq!(topics, vec![mine], "broker received {:?}", env.sub.summary());
     // The broker knows the client under the same id.
-    let ids: Vec<_> = forwarded_connects(&env)
-        .into_iter()
-        .map(|c| c.client_id)
-        .collect();
-    assert_eq!(
-        ids,
-        vec![assigned],
-        "broker saw a different id than the client was told"
-    );
+    let ids: Vec<_> = forwarded_connects(&env).into_iter().map(|c| c.client_id).collect();
+    assert_eq!(ids, vec![assigned], "broker saw a different id than the client was told");
 }
 
 #[tokio::test]
@@ -906,14 +681,7 @@ async fn v311_empty_client_id_without_clean_session_gets_0x02() {
     let env = Env::start().await;
     let mut persistent = packets::Connect::new(V311, "");
     persistent.clean = false;
-    expect_refused(
-        &env,
-        env.tls(),
-        &persistent.encode(),
-        0x02,
-        "3.1.1 empty id, clean 0",
-    )
-    .await;
+    expect_refused(&env, env.tls(), &persistent.encode(), 0x02, "3.1.1 empty id, clean 0").await;
     env.assert_no_upstream_bytes("3.1.1 empty id, clean 0").await;
 }
 
@@ -926,12 +694,7 @@ async fn client_auth_packet_is_never_forwarded_to_the_broker() {
     let mut c = expect_accepted(
         &env,
         env.tls(),
-        &connect_with(
-            V5,
-            &unique("reauth"),
-            Some("alice"),
-            Some(ARGON2ID_PASSWORD.as_bytes()),
-        ),
+        &connect_with(V5, &unique("reauth"), Some("alice"), Some(ARGON2ID_PASSWORD.as_bytes())),
         "alice v5",
     )
     .await;
@@ -943,12 +706,10 @@ async fn client_auth_packet_is_never_forwarded_to_the_broker() {
     let mut body = vec![0x19];
     body.extend(packets::props(&props));
     c.send(&packets::packet(0xf0, &body)).await.unwrap();
-    let closed = c.read_until_closed(WAIT).await.unwrap_or_else(|e| {
-        panic!(
-            "session still open after an unsolicited AUTH: {e}\n{}",
-            env.moat.logs()
-        )
-    });
+    let closed = c
+        .read_until_closed(WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("session still open after an unsolicited AUTH: {e}\n{}", env.moat.logs()));
     let _ = env.tap.wait_all_closed(Duration::from_secs(3)).await;
     let auth: Vec<_> = env
         .tap
@@ -957,16 +718,8 @@ async fn client_auth_packet_is_never_forwarded_to_the_broker() {
         .filter(|p| p.packet_type() == packets::AUTH)
         .map(RawPacket::describe)
         .collect();
-    assert!(
-        auth.is_empty(),
-        "moat forwarded the client's AUTH to the broker: {:?}",
-        env.tap.summary()
-    );
-    let reasons: Vec<_> = closed
-        .packets
-        .iter()
-        .filter_map(RawPacket::disconnect_reason)
-        .collect();
+    assert!(auth.is_empty(), "moat forwarded the client's AUTH to the broker: {:?}", env.tap.summary());
+    let reasons: Vec<_> = closed.packets.iter().filter_map(RawPacket::disconnect_reason).collect();
     assert!(
         reasons.len() == 1 && reasons[0] >= 0x80,
         "expected one DISCONNECT with an error reason, got {:?}",
@@ -984,9 +737,7 @@ async fn pbkdf2_sha512_hash(password: &str, iterations: u32) -> String {
     );
     let mut cmd = tokio::process::Command::new("python3");
     cmd.arg("-c").arg(script);
-    let out = run_with_timeout(cmd, Duration::from_secs(30))
-        .await
-        .expect("python3");
+    let out = run_with_timeout(cmd, Duration::from_secs(30)).await.expect("python3");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -1056,13 +807,8 @@ async fn x509_clientid_from_cn_replaces_the_claimed_client_id() {
     )
     .await;
     let cn = unique("dev");
-    let mut c = expect_accepted(
-        &env,
-        with_cert(&env, &cn),
-        &packets::connect(V5, "claimed-id"),
-        "cert",
-    )
-    .await;
+    let mut c =
+        expect_accepted(&env, with_cert(&env, &cn), &packets::connect(V5, "claimed-id"), "cert").await;
     let mine = format!("devices/{cn}/x");
     assert_eq!(raw_publish_qos1(&mut c, V5, &mine, 1, b"cn").await, 0x00);
     assert_eq!(
@@ -1074,10 +820,7 @@ async fn x509_clientid_from_cn_replaces_the_claimed_client_id() {
     env.sub.barrier().await.unwrap();
     let topics: Vec<_> = env.sub.messages().into_iter().map(|m| m.topic).collect();
     assert_eq!(topics, vec![mine]);
-    let ids: Vec<_> = forwarded_connects(&env)
-        .into_iter()
-        .map(|c| c.client_id)
-        .collect();
+    let ids: Vec<_> = forwarded_connects(&env).into_iter().map(|c| c.client_id).collect();
     assert_eq!(ids, vec![cn], "client id shown to the broker");
 }
 
@@ -1085,21 +828,13 @@ async fn x509_clientid_from_cn_replaces_the_claimed_client_id() {
 
 async fn moat_check_policy(dir: &PolicyDir, policy_yaml: String) -> (bool, String) {
     let pki = Pki::new();
-    let opts = MoatOptions {
-        policy_yaml: Some(policy_yaml),
-        ..Default::default()
-    };
-    let config = dir.write(
-        "moat.yaml",
-        &opts.render(&pki, moat_e2e::net::free_port(), moat_e2e::net::free_port(), None),
-    );
+    let opts = MoatOptions { policy_yaml: Some(policy_yaml), ..Default::default() };
+    let config = dir
+        .write("moat.yaml", &opts.render(&pki, moat_e2e::net::free_port(), moat_e2e::net::free_port(), None));
     let mut cmd = tokio::process::Command::from(moat_e2e::moat_command());
     cmd.arg("check").arg("-c").arg(&config);
     let out = run_with_timeout(cmd, Duration::from_secs(20)).await.unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[tokio::test]
@@ -1124,8 +859,5 @@ async fn broken_password_file_and_empty_chain_are_refused_at_startup() {
     );
 
     let (ok, stderr) = moat_check_policy(&dir, "authentication: []\n".into()).await;
-    assert!(
-        !ok,
-        "an empty authentication chain was accepted (must fail closed):\n{stderr}"
-    );
+    assert!(!ok, "an empty authentication chain was accepted (must fail closed):\n{stderr}");
 }

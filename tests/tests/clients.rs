@@ -69,10 +69,7 @@ async fn mosquitto_cli_roundtrip(env: &Env, with_cert: bool) {
     .await;
     if suback != Ok(true) {
         let _ = child.kill().await;
-        let err = child
-            .wait_with_output()
-            .await
-            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+        let err = child.wait_with_output().await.map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
         panic!(
             "mosquitto_sub got no SUBACK through moat: stdout {seen:?}, stderr {err:?}\n{}",
             env.moat.logs()
@@ -80,28 +77,11 @@ async fn mosquitto_cli_roundtrip(env: &Env, with_cert: bool) {
     }
 
     let mut publ = tokio::process::Command::new("mosquitto_pub");
-    publ.args([
-        "-h",
-        "localhost",
-        "-p",
-        &port,
-        "-V",
-        "mqttv311",
-        "-q",
-        "1",
-        "-t",
-        &topic,
-        "-m",
-        &message,
-    ])
-    .args(["-i", &unique("mpub")])
-    .args(tls_args(env, with_cert));
+    publ.args(["-h", "localhost", "-p", &port, "-V", "mqttv311", "-q", "1", "-t", &topic, "-m", &message])
+        .args(["-i", &unique("mpub")])
+        .args(tls_args(env, with_cert));
     let out = run_with_timeout(publ, Duration::from_secs(15)).await.unwrap();
-    assert!(
-        out.status.success(),
-        "mosquitto_pub failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "mosquitto_pub failed: {}", String::from_utf8_lossy(&out.stderr));
 
     let expected = format!("{topic} {message}");
     let got = tokio::time::timeout(Duration::from_secs(10), async {
@@ -114,20 +94,10 @@ async fn mosquitto_cli_roundtrip(env: &Env, with_cert: bool) {
         false
     })
     .await;
-    assert_eq!(
-        got,
-        Ok(true),
-        "mosquitto_sub did not print {expected:?}; stdout: {seen:?}"
-    );
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(got, Ok(true), "mosquitto_sub did not print {expected:?}; stdout: {seen:?}");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "mosquitto_sub exit {status}");
-    env.sub
-        .wait_for(&topic, message.as_bytes(), Duration::from_secs(5))
-        .await
-        .unwrap();
+    env.sub.wait_for(&topic, message.as_bytes(), Duration::from_secs(5)).await.unwrap();
 }
 
 #[tokio::test]
@@ -138,36 +108,17 @@ async fn mosquitto_pub_sub_over_tls() {
 
 #[tokio::test]
 async fn mosquitto_pub_sub_over_mtls() {
-    let env = Env::start_with(MoatOptions {
-        client_auth: ClientAuth::Required,
-        ..Default::default()
-    })
-    .await;
+    let env = Env::start_with(MoatOptions { client_auth: ClientAuth::Required, ..Default::default() }).await;
     mosquitto_cli_roundtrip(&env, true).await;
 }
 
 #[tokio::test]
 async fn mosquitto_pub_without_cert_rejected_by_mtls() {
-    let env = Env::start_with(MoatOptions {
-        client_auth: ClientAuth::Required,
-        ..Default::default()
-    })
-    .await;
+    let env = Env::start_with(MoatOptions { client_auth: ClientAuth::Required, ..Default::default() }).await;
     let topic = unique("nocert-cli");
     let mut publ = tokio::process::Command::new("mosquitto_pub");
-    publ.args([
-        "-h",
-        "localhost",
-        "-p",
-        &env.moat.port.to_string(),
-        "-q",
-        "1",
-        "-t",
-        &topic,
-        "-m",
-        "x",
-    ])
-    .args(tls_args(&env, false));
+    publ.args(["-h", "localhost", "-p", &env.moat.port.to_string(), "-q", "1", "-t", &topic, "-m", "x"])
+        .args(tls_args(&env, false));
     let out = run_with_timeout(publ, Duration::from_secs(15)).await.unwrap();
     assert!(
         !out.status.success(),
@@ -184,21 +135,9 @@ async fn paho(env: &Env, with_cert: bool) {
         .args(["--host", "localhost", "--port", &env.moat.port.to_string()])
         .arg("--cafile")
         .arg(env.pki.ca_cert())
-        .args([
-            "--topic",
-            &topic,
-            "--payload",
-            &message,
-            "--qos",
-            "1",
-            "--client-id",
-            &unique("paho"),
-        ]);
+        .args(["--topic", &topic, "--payload", &message, "--qos", "1", "--client-id", &unique("paho")]);
     if with_cert {
-        cmd.arg("--cert")
-            .arg(&env.pki.client.cert)
-            .arg("--key")
-            .arg(&env.pki.client.key);
+        cmd.arg("--cert").arg(&env.pki.client.cert).arg("--key").arg(&env.pki.client.key);
     }
     let out = run_with_timeout(cmd, Duration::from_secs(30)).await.unwrap();
     assert!(
@@ -208,10 +147,7 @@ async fn paho(env: &Env, with_cert: bool) {
         String::from_utf8_lossy(&out.stderr),
         env.moat.logs()
     );
-    env.sub
-        .wait_for(&topic, message.as_bytes(), Duration::from_secs(5))
-        .await
-        .unwrap();
+    env.sub.wait_for(&topic, message.as_bytes(), Duration::from_secs(5)).await.unwrap();
 }
 
 #[tokio::test]
@@ -222,11 +158,7 @@ async fn paho_v5_over_tls() {
 
 #[tokio::test]
 async fn paho_v5_over_mtls() {
-    let env = Env::start_with(MoatOptions {
-        client_auth: ClientAuth::Required,
-        ..Default::default()
-    })
-    .await;
+    let env = Env::start_with(MoatOptions { client_auth: ClientAuth::Required, ..Default::default() }).await;
     paho(&env, true).await;
 }
 
@@ -242,19 +174,13 @@ async fn assert_rejected(env: &Env, cfg: std::sync::Arc<rustls::ClientConfig>, w
             match c.read_packet(Duration::from_secs(5)).await {
                 Ok(None) => {}
                 Err(e) if !e.to_string().contains("no complete packet within") => {}
-                other => panic!(
-                    "{what}: TLS session was not rejected: {other:?}\n{}",
-                    env.moat.logs()
-                ),
+                other => panic!("{what}: TLS session was not rejected: {other:?}\n{}", env.moat.logs()),
             }
         }
     }
     // rumqttc cannot connect either.
     let r = v5::Client::connect(env.v5_options(&unique("rej5"), cfg)).await;
-    assert!(
-        r.is_err(),
-        "{what}: rumqttc v5 connected through client_auth: required"
-    );
+    assert!(r.is_err(), "{what}: rumqttc v5 connected through client_auth: required");
     env.assert_no_upstream_bytes(what).await;
     assert!(
         env.tap.connections().is_empty(),
@@ -265,57 +191,29 @@ async fn assert_rejected(env: &Env, cfg: std::sync::Arc<rustls::ClientConfig>, w
 
 #[tokio::test]
 async fn mtls_required_rejects_client_without_certificate() {
-    let env = Env::start_with(MoatOptions {
-        client_auth: ClientAuth::Required,
-        ..Default::default()
-    })
-    .await;
+    let env = Env::start_with(MoatOptions { client_auth: ClientAuth::Required, ..Default::default() }).await;
     assert_rejected(&env, env.tls(), "no client certificate").await;
     // Control: the trusted certificate is accepted on the same listener.
     let c = v311::Client::connect(env.v311_options(&unique("ok"), env.mtls())).await;
-    assert!(
-        c.is_ok(),
-        "trusted client cert rejected: {:?}\n{}",
-        c.err(),
-        env.moat.logs()
-    );
+    assert!(c.is_ok(), "trusted client cert rejected: {:?}\n{}", c.err(), env.moat.logs());
 }
 
 #[tokio::test]
 async fn mtls_required_rejects_certificate_from_untrusted_ca() {
-    let env = Env::start_with(MoatOptions {
-        client_auth: ClientAuth::Required,
-        ..Default::default()
-    })
-    .await;
+    let env = Env::start_with(MoatOptions { client_auth: ClientAuth::Required, ..Default::default() }).await;
     assert_rejected(&env, env.pki.untrusted_client_config(), "untrusted client CA").await;
 }
 
 #[tokio::test]
 async fn mtls_optional_accepts_no_cert_and_rejects_untrusted_cert() {
-    let env = Env::start_with(MoatOptions {
-        client_auth: ClientAuth::Optional,
-        ..Default::default()
-    })
-    .await;
+    let env = Env::start_with(MoatOptions { client_auth: ClientAuth::Optional, ..Default::default() }).await;
     let c = v311::Client::connect(env.v311_options(&unique("nocert"), env.tls())).await;
-    assert!(
-        c.is_ok(),
-        "optional client auth rejected a client without cert: {:?}",
-        c.err()
-    );
+    assert!(c.is_ok(), "optional client auth rejected a client without cert: {:?}", c.err());
     let c = v311::Client::connect(env.v311_options(&unique("cert"), env.mtls())).await;
-    assert!(
-        c.is_ok(),
-        "optional client auth rejected a trusted cert: {:?}",
-        c.err()
-    );
+    assert!(c.is_ok(), "optional client auth rejected a trusted cert: {:?}", c.err());
     let bad =
         v311::Client::connect(env.v311_options(&unique("bad"), env.pki.untrusted_client_config())).await;
-    assert!(
-        bad.is_err(),
-        "optional client auth accepted a cert from an untrusted CA"
-    );
+    assert!(bad.is_err(), "optional client auth accepted a cert from an untrusted CA");
 }
 
 #[tokio::test]

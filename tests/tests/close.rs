@@ -21,10 +21,6 @@ async fn qos1_burst_then_disconnect_loses_nothing() {
         .expect("script finished in time")
         .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "script failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "script failed: {stdout} {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.trim(), "received 2000", "messages lost on close");
 }

@@ -16,9 +16,7 @@ fn options(crl: &std::path::Path, allow_expired: bool) -> MoatOptions {
 
 async fn connects(pki: &Pki, moat: &Moat, client: &moat_e2e::pki::CertFiles) -> bool {
     let config = tls::client_config(&[pki.ca_cert()], Some(client));
-    v311::Client::connect(v311::options(&unique("crl"), moat.port, Some(config)))
-        .await
-        .is_ok()
+    v311::Client::connect(v311::options(&unique("crl"), moat.port, Some(config))).await.is_ok()
 }
 
 #[tokio::test]
@@ -28,22 +26,9 @@ async fn revoked_client_certificate_is_refused() {
     let revoked = pki.client_cert("revoked-device");
     let good = pki.client_cert("good-device");
     let crl = pki.write_crl("current", &[revoked.serial], false);
-    let moat = Moat::start(
-        &pki,
-        &MoatOptions {
-            upstream: broker.addr(),
-            ..options(&crl, false)
-        },
-    )
-    .await;
-    assert!(
-        connects(&pki, &moat, &good).await,
-        "a certificate not on the CRL was refused"
-    );
-    assert!(
-        !connects(&pki, &moat, &revoked).await,
-        "a revoked certificate got in"
-    );
+    let moat = Moat::start(&pki, &MoatOptions { upstream: broker.addr(), ..options(&crl, false) }).await;
+    assert!(connects(&pki, &moat, &good).await, "a certificate not on the CRL was refused");
+    assert!(!connects(&pki, &moat, &revoked).await, "a revoked certificate got in");
 }
 
 #[tokio::test]
@@ -52,28 +37,8 @@ async fn expired_crl_fails_closed_unless_allowed() {
     let broker = Mosquitto::start().await;
     let good = pki.client_cert("good-device");
     let crl = pki.write_crl("stale", &[], true);
-    let strict = Moat::start(
-        &pki,
-        &MoatOptions {
-            upstream: broker.addr(),
-            ..options(&crl, false)
-        },
-    )
-    .await;
-    assert!(
-        !connects(&pki, &strict, &good).await,
-        "an expired CRL still admitted clients"
-    );
-    let lenient = Moat::start(
-        &pki,
-        &MoatOptions {
-            upstream: broker.addr(),
-            ..options(&crl, true)
-        },
-    )
-    .await;
-    assert!(
-        connects(&pki, &lenient, &good).await,
-        "allow_expired_crl: true still refused"
-    );
+    let strict = Moat::start(&pki, &MoatOptions { upstream: broker.addr(), ..options(&crl, false) }).await;
+    assert!(!connects(&pki, &strict, &good).await, "an expired CRL still admitted clients");
+    let lenient = Moat::start(&pki, &MoatOptions { upstream: broker.addr(), ..options(&crl, true) }).await;
+    assert!(connects(&pki, &lenient, &good).await, "allow_expired_crl: true still refused");
 }

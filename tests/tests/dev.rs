@@ -22,10 +22,7 @@ impl Dev {
     async fn start(upstream: Option<&str>) -> Dev {
         let mut last = String::new();
         for _ in 0..3 {
-            let dir = tempfile::Builder::new()
-                .prefix("moat-e2e-dev-")
-                .tempdir()
-                .unwrap();
+            let dir = tempfile::Builder::new().prefix("moat-e2e-dev-").tempdir().unwrap();
             let logs = tempfile::tempdir().unwrap();
             let (port, admin_port) = (net::free_port(), net::free_port());
             let mut cmd = moat_command();
@@ -46,23 +43,13 @@ impl Dev {
                     last = format!("moat dev exited early ({s})\n{}", proc.logs());
                     break;
                 }
-                if proc
-                    .stdout()
-                    .lines()
-                    .any(|l| l.trim().starts_with("moat dev ready"))
-                {
+                if proc.stdout().lines().any(|l| l.trim().starts_with("moat dev ready")) {
                     assert!(
                         net::can_connect(port).await,
                         "`moat dev ready` printed but {port} does not accept\n{}",
                         proc.logs()
                     );
-                    return Dev {
-                        proc,
-                        dir,
-                        port,
-                        admin_port,
-                        _logs: logs,
-                    };
+                    return Dev { proc, dir, port, admin_port, _logs: logs };
                 }
                 assert!(
                     tokio::time::Instant::now() < deadline,
@@ -89,11 +76,7 @@ impl Dev {
             .wait_exit(Duration::from_secs(10))
             .await
             .unwrap_or_else(|| panic!("moat dev still running 10 s after SIGINT\n{}", self.proc.logs()));
-        assert!(
-            status.success(),
-            "moat dev exit status after SIGINT: {status}\n{}",
-            self.proc.logs()
-        );
+        assert!(status.success(), "moat dev exit status after SIGINT: {status}\n{}", self.proc.logs());
         assert!(!net::can_connect(self.port).await, "listener still up after exit");
     }
 }
@@ -102,11 +85,7 @@ fn assert_pem_files(dir: &Path) {
     for f in PEM_FILES {
         let p = dir.join(f);
         let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let want = if f.ends_with(".key") {
-            "PRIVATE KEY-----"
-        } else {
-            "-----BEGIN CERTIFICATE-----"
-        };
+        let want = if f.ends_with(".key") { "PRIVATE KEY-----" } else { "-----BEGIN CERTIFICATE-----" };
         assert!(text.contains(want), "{f} is not PEM of the right kind:\n{text}");
     }
 }
@@ -114,9 +93,7 @@ fn assert_pem_files(dir: &Path) {
 /// The printed commands: continuation lines joined, shell prompt stripped.
 fn printed_command(stdout: &str, program: &str) -> Option<String> {
     let joined = stdout.replace("\\\r\n", " ").replace("\\\n", " ");
-    joined
-        .lines()
-        .find_map(|l| l.find(program).map(|i| l[i..].trim().to_string()))
+    joined.lines().find_map(|l| l.find(program).map(|i| l[i..].trim().to_string()))
 }
 
 /// Replaces the value after `-p`/`--port` by `port` (the only adaptation allowed).
@@ -152,10 +129,7 @@ async fn dev_writes_pki_prints_working_commands_and_stops_on_sigint() {
         );
     }
     if !sub_cmd.contains(&dev.port.to_string()) {
-        eprintln!(
-            "note: printed commands do not mention --listen port {}; adapting",
-            dev.port
-        );
+        eprintln!("note: printed commands do not mention --listen port {}; adapting", dev.port);
     }
     let sub_cmd = with_port(&sub_cmd, dev.port);
     let pub_cmd = with_port(&pub_cmd, dev.port);
@@ -194,19 +168,13 @@ async fn dev_writes_pki_prints_working_commands_and_stops_on_sigint() {
         }
         if tokio::time::Instant::now() >= deadline {
             let _ = sub.kill().await;
-            let err = sub
-                .wait_with_output()
-                .await
-                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+            let err = sub.wait_with_output().await.map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
             panic!("printed mosquitto_sub never printed a message\nsub: {sub_cmd}\npub: {pub_cmd}\nsub stderr: {err:?}\n{}", dev.proc.logs());
         }
     };
     assert!(!received.trim().is_empty());
     if let Some(m) = message_of(&pub_cmd) {
-        assert!(
-            received.contains(&m),
-            "subscriber printed {received:?}, published {m:?}"
-        );
+        assert!(received.contains(&m), "subscriber printed {received:?}, published {m:?}");
     }
     let _ = sub.kill().await;
     dev.sigint_exits_zero().await;
@@ -241,34 +209,20 @@ async fn dev_embedded_broker_rumqttc_v311_roundtrip() {
     let dev = Dev::start(None).await;
     let topic = format!("demo/{}", unique("e2e"));
     for with_cert in [false, true] {
-        let sub = v311::Client::connect(v311::options(
-            &unique("dsub"),
-            dev.port,
-            Some(dev_tls(&dev, with_cert)),
-        ))
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "connect via moat dev (client cert: {with_cert}): {e}\n{}",
-                dev.proc.logs()
-            )
-        });
+        let sub =
+            v311::Client::connect(v311::options(&unique("dsub"), dev.port, Some(dev_tls(&dev, with_cert))))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("connect via moat dev (client cert: {with_cert}): {e}\n{}", dev.proc.logs())
+                });
         sub.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
-        let publ = v311::Client::connect(v311::options(
-            &unique("dpub"),
-            dev.port,
-            Some(dev_tls(&dev, with_cert)),
-        ))
-        .await
-        .unwrap();
+        let publ =
+            v311::Client::connect(v311::options(&unique("dpub"), dev.port, Some(dev_tls(&dev, with_cert))))
+                .await
+                .unwrap();
         let data = moat_e2e::payload(2000, with_cert as u8);
-        publ.publish(&topic, QoS::AtLeastOnce, false, data.clone())
-            .await
-            .unwrap();
-        let got = sub
-            .recv_publish(Duration::from_secs(10), |p| p.topic == topic)
-            .await
-            .unwrap();
+        publ.publish(&topic, QoS::AtLeastOnce, false, data.clone()).await.unwrap();
+        let got = sub.recv_publish(Duration::from_secs(10), |p| p.topic == topic).await.unwrap();
         assert_eq!(got.payload.as_ref(), &data[..]);
         publ.disconnect().await;
         sub.disconnect().await;
@@ -293,19 +247,10 @@ async fn dev_with_upstream_uses_that_broker() {
     let dev = Dev::start(Some(&broker.addr())).await;
     assert_pem_files(dev.dir.path());
     let topic = format!("demo/{}", unique("up"));
-    let publ = v311::Client::connect(v311::options(
-        &unique("dup"),
-        dev.port,
-        Some(dev_tls(&dev, false)),
-    ))
-    .await
-    .unwrap();
-    publ.publish(&topic, QoS::ExactlyOnce, false, b"to mosquitto".to_vec())
+    let publ = v311::Client::connect(v311::options(&unique("dup"), dev.port, Some(dev_tls(&dev, false))))
         .await
         .unwrap();
-    direct
-        .wait_for(&topic, b"to mosquitto", Duration::from_secs(10))
-        .await
-        .unwrap();
+    publ.publish(&topic, QoS::ExactlyOnce, false, b"to mosquitto".to_vec()).await.unwrap();
+    direct.wait_for(&topic, b"to mosquitto", Duration::from_secs(10)).await.unwrap();
     dev.sigint_exits_zero().await;
 }

@@ -22,35 +22,65 @@ async fn env() -> Env {
 async fn subscribe_with_too_many_filters_is_refused() {
     let env = env().await;
     let mut c = env.raw_connected(Version::V5, &unique("limits")).await;
-    c.send(&subscribe_many(Version::V5, 1, &[("a/1", 0), ("a/2", 0)]))
-        .await
-        .unwrap();
+    c.send(&subscribe_many(Version::V5, 1, &[("a/1", 0), ("a/2", 0)])).await.unwrap();
     let p = c.read_packet(WAIT).await.unwrap().expect("SUBACK");
     assert_eq!(p.packet_type(), packets::SUBACK, "{}", p.describe());
 
-    c.send(&subscribe_many(
-        Version::V5,
-        2,
-        &[("b/1", 0), ("b/2", 0), ("b/3", 0)],
-    ))
-    .await
-    .unwrap();
+    c.send(&subscribe_many(Version::V5, 2, &[("b/1", 0), ("b/2", 0), ("b/3", 0)])).await.unwrap();
     let p = c.read_packet(WAIT).await.unwrap().expect("DISCONNECT");
     assert_eq!(p.disconnect_reason(), Some(0x97), "{}", p.describe());
+    assert!(c.read_packet(WAIT).await.unwrap().is_none(), "connection stays open");
+    let subscribes = env.tap.all_packets().iter().filter(|p| p.packet_type() == packets::SUBSCRIBE).count();
+    assert_eq!(subscribes, 1, "the refused SUBSCRIBE reached the broker: {:?}", env.tap.summary());
+}
+
+/// Raw TLS clients that completed CONNECT/CONNACK through moat.
+async fn connected_clients(env: &Env, n: usize) -> Vec<moat_e2e::RawClient> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(env.raw_connected(Version::V311, &unique("cap")).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn connections_per_ip_are_capped_before_tls() {
+    let env = Env::start_with(MoatOptions {
+        client_auth: ClientAuth::None,
+        policy_yaml: Some(format!("{ANONYMOUS_AUTH}limits:\n  max_connections_per_ip: 2\n")),
+        ..Default::default()
+    })
+    .await;
+    let mut held = connected_clients(&env, 2).await;
     assert!(
-        c.read_packet(WAIT).await.unwrap().is_none(),
-        "connection stays open"
+        moat_e2e::RawClient::connect(env.moat.port, env.tls()).await.is_err(),
+        "a third connection from 127.0.0.1 completed TLS"
     );
-    let subscribes = env
-        .tap
-        .all_packets()
-        .iter()
-        .filter(|p| p.packet_type() == packets::SUBSCRIBE)
-        .count();
-    assert_eq!(
-        subscribes,
-        1,
-        "the refused SUBSCRIBE reached the broker: {:?}",
-        env.tap.summary()
+    // Freeing a slot lets the next one in.
+    held.pop();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if moat_e2e::RawClient::connect(env.moat.port, env.tls()).await.is_ok() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the freed slot was never given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = moat_e2e::http::get(env.moat.admin_port, "/metrics").await.expect("metrics");
+    assert!(m.body.contains("reason=\"connection_limit_per_ip\""), "no denial metric");
+}
+
+#[tokio::test]
+async fn listener_connection_cap() {
+    let env = Env::start_with(MoatOptions {
+        client_auth: ClientAuth::None,
+        listener_extra: Some("    max_connections: 1\n".to_string()),
+        ..Default::default()
+    })
+    .await;
+    let _held = connected_clients(&env, 1).await;
+    assert!(
+        moat_e2e::RawClient::connect(env.moat.port, env.tls()).await.is_err(),
+        "a second connection to a listener capped at 1 completed TLS"
     );
 }

@@ -66,15 +66,9 @@ async fn after_connect(
             }
         }
     }
-    env.assert_upstream_only(&[packets::CONNECT, packets::DISCONNECT], "malformed case")
-        .await;
+    env.assert_upstream_only(&[packets::CONNECT, packets::DISCONNECT], "malformed case").await;
     // Exactly one CONNECT per connection went upstream (and nothing was duplicated).
-    let connects = env
-        .tap
-        .all_packets()
-        .iter()
-        .filter(|p| p.packet_type() == packets::CONNECT)
-        .count();
+    let connects = env.tap.all_packets().iter().filter(|p| p.packet_type() == packets::CONNECT).count();
     assert_eq!(connects, versions.len(), "upstream: {:?}", env.tap.summary());
 }
 
@@ -86,10 +80,7 @@ async fn as_first_packet(bytes: &[u8], allow_connack_refusal: bool) {
     let mut c = env.raw().await;
     let _ = c.send(bytes).await;
     let closed = c.read_until_closed(CLOSE_WITHIN).await.unwrap_or_else(|e| {
-        panic!(
-            "moat did not close after first bytes {bytes:02x?}: {e}\n{}",
-            env.moat.logs()
-        )
+        panic!("moat did not close after first bytes {bytes:02x?}: {e}\n{}", env.moat.logs())
     });
     let got: Vec<_> = closed.packets.iter().map(|p| p.describe()).collect();
     let ok = closed.packets.is_empty()
@@ -108,22 +99,12 @@ async fn control_valid_publish_is_forwarded() {
     for v in BOTH {
         let topic = unique("control");
         let mut c = env.raw_connected(*v, &unique("good")).await;
-        c.send(&publish(*v, topic.as_bytes(), 1, false, 1, b"ok"))
-            .await
-            .unwrap();
-        let ack = c
-            .expect_packet(packets::PUBACK, Duration::from_secs(10))
-            .await
-            .unwrap();
+        c.send(&publish(*v, topic.as_bytes(), 1, false, 1, b"ok")).await.unwrap();
+        let ack = c.expect_packet(packets::PUBACK, Duration::from_secs(10)).await.unwrap();
         assert_eq!(&ack.body[..2], &[0, 1]);
-        env.sub
-            .wait_for(&topic, b"ok", Duration::from_secs(10))
-            .await
-            .unwrap();
+        env.sub.wait_for(&topic, b"ok", Duration::from_secs(10)).await.unwrap();
         c.send(&packets::pingreq()).await.unwrap();
-        c.expect_packet(packets::PINGRESP, Duration::from_secs(10))
-            .await
-            .unwrap();
+        c.expect_packet(packets::PINGRESP, Duration::from_secs(10)).await.unwrap();
         c.send(&packets::disconnect(*v)).await.unwrap();
         let closed = c.read_until_closed(CLOSE_WITHIN).await.unwrap();
         assert!(closed.packets.is_empty(), "{:?}", closed.packets);
@@ -139,27 +120,18 @@ async fn control_valid_publish_is_forwarded() {
 
 #[tokio::test]
 async fn publish_topic_with_plus_wildcard() {
-    after_connect(BOTH, EITHER, MoatOptions::default(), |v| {
-        publish(v, b"a/+/b", 0, false, 0, b"x")
-    })
-    .await;
+    after_connect(BOTH, EITHER, MoatOptions::default(), |v| publish(v, b"a/+/b", 0, false, 0, b"x")).await;
 }
 
 #[tokio::test]
 async fn publish_topic_with_hash_wildcard() {
-    after_connect(BOTH, EITHER, MoatOptions::default(), |v| {
-        publish(v, b"a/#", 1, false, 5, b"x")
-    })
-    .await;
+    after_connect(BOTH, EITHER, MoatOptions::default(), |v| publish(v, b"a/#", 1, false, 5, b"x")).await;
 }
 
 #[tokio::test]
 async fn publish_topic_with_nul() {
     // [MQTT-1.5.4-2]: U+0000 in a UTF-8 string is a Malformed Packet.
-    after_connect(BOTH, MALFORMED, MoatOptions::default(), |v| {
-        publish(v, b"a\0b", 0, false, 0, b"x")
-    })
-    .await;
+    after_connect(BOTH, MALFORMED, MoatOptions::default(), |v| publish(v, b"a\0b", 0, false, 0, b"x")).await;
 }
 
 #[tokio::test]
@@ -203,10 +175,7 @@ async fn subscribe_reserved_flag_bits() {
 #[tokio::test]
 async fn publish_qos1_packet_id_zero() {
     // [MQTT-2.2.1-3]: QoS > 0 PUBLISH needs a non-zero packet identifier.
-    after_connect(BOTH, EITHER, MoatOptions::default(), |v| {
-        publish(v, b"a/b", 1, false, 0, b"x")
-    })
-    .await;
+    after_connect(BOTH, EITHER, MoatOptions::default(), |v| publish(v, b"a/b", 1, false, 0, b"x")).await;
 }
 
 #[tokio::test]
@@ -264,10 +233,7 @@ async fn reserved_packet_type_zero() {
 #[tokio::test]
 async fn second_connect() {
     // [MQTT-3.1.0-2]: a second CONNECT is a Protocol Error.
-    after_connect(BOTH, PROTOCOL, MoatOptions::default(), |v| {
-        packets::connect(v, &unique("again"))
-    })
-    .await;
+    after_connect(BOTH, PROTOCOL, MoatOptions::default(), |v| packets::connect(v, &unique("again"))).await;
 }
 
 #[tokio::test]
@@ -298,10 +264,7 @@ async fn v5_property_in_v311_publish_ack() {
 async fn v5_duplicate_property() {
     // Payload Format Indicator twice: "It is a Protocol Error to include [it] more than once".
     after_connect(&[Version::V5], PROTOCOL, MoatOptions::default(), |v| {
-        packet(
-            0x30,
-            &publish_body(v, b"a/b", None, &[0x01, 0x01, 0x01, 0x01], b"x"),
-        )
+        packet(0x30, &publish_body(v, b"a/b", None, &[0x01, 0x01, 0x01, 0x01], b"x"))
     })
     .await;
 }
@@ -318,24 +281,15 @@ async fn v5_property_not_allowed_in_packet() {
 #[tokio::test]
 async fn packet_larger_than_max_packet_size() {
     // 0x95 Packet too large ([MQTT-3.1.2-24] and the contract).
-    let opts = MoatOptions {
-        max_packet_size: Some(2048),
-        ..Default::default()
-    };
-    after_connect(BOTH, &[0x95], opts, |v| {
-        publish(v, b"big/topic", 0, false, 0, &vec![0x5a; 4000])
-    })
-    .await;
+    let opts = MoatOptions { max_packet_size: Some(2048), ..Default::default() };
+    after_connect(BOTH, &[0x95], opts, |v| publish(v, b"big/topic", 0, false, 0, &vec![0x5a; 4000])).await;
 }
 
 #[tokio::test]
 async fn packet_larger_than_max_packet_size_header_only() {
     // Only the fixed header announcing 1 MiB + 1 is sent: moat must reject it from the
     // header alone, without waiting for (or buffering) the body.
-    let opts = MoatOptions {
-        max_packet_size: Some(2048),
-        ..Default::default()
-    };
+    let opts = MoatOptions { max_packet_size: Some(2048), ..Default::default() };
     after_connect(BOTH, &[0x95], opts, |_| {
         let mut p = vec![0x30];
         p.extend(packets::varint(1024 * 1024 + 1));
@@ -348,20 +302,12 @@ async fn packet_larger_than_max_packet_size_header_only() {
 
 #[tokio::test]
 async fn publish_as_first_packet() {
-    as_first_packet(
-        &publish(Version::V311, b"first/publish", 0, false, 0, b"sneaky"),
-        false,
-    )
-    .await;
+    as_first_packet(&publish(Version::V311, b"first/publish", 0, false, 0, b"sneaky"), false).await;
 }
 
 #[tokio::test]
 async fn publish_qos1_as_first_packet_v5_layout() {
-    as_first_packet(
-        &publish(Version::V5, b"first/publish", 1, false, 1, b"sneaky"),
-        false,
-    )
-    .await;
+    as_first_packet(&publish(Version::V5, b"first/publish", 1, false, 1, b"sneaky"), false).await;
 }
 
 #[tokio::test]
@@ -414,9 +360,7 @@ async fn connect_with_invalid_utf8_client_id_as_first_packet() {
 async fn connect_with_wildcard_will_topic_as_first_packet() {
     // [MQTT-3.1.3-11]/[MQTT-3.3.2-2]: the Will Topic is a topic name: no wildcards.
     for v in BOTH {
-        let c = packets::Connect::new(*v, "will-wild")
-            .will("a/#", b"w", 0, false)
-            .encode();
+        let c = packets::Connect::new(*v, "will-wild").will("a/#", b"w", 0, false).encode();
         as_first_packet(&c, true).await;
     }
 }

@@ -30,23 +30,13 @@ async fn env(dir: &PolicyDir) -> Env {
 /// PUBACK reason code.
 async fn publish_from(env: &Env, src: &str, topic: &str) -> u8 {
     let header = format!("PROXY TCP4 {src} 127.0.0.1 40000 {}\r\n", env.moat.port);
-    let mut c = RawClient::connect_with_preamble(env.moat.port, env.tls(), header.as_bytes())
-        .await
-        .expect("connect");
-    c.send(&packets::connect(Version::V5, &unique("pp")))
-        .await
-        .expect("CONNECT");
+    let mut c =
+        RawClient::connect_with_preamble(env.moat.port, env.tls(), header.as_bytes()).await.expect("connect");
+    c.send(&packets::connect(Version::V5, &unique("pp"))).await.expect("CONNECT");
     c.expect_packet(packets::CONNACK, WAIT).await.expect("CONNACK");
-    c.send(&packets::publish(
-        Version::V5,
-        topic.as_bytes(),
-        1,
-        false,
-        1,
-        b"from-balancer",
-    ))
-    .await
-    .expect("PUBLISH");
+    c.send(&packets::publish(Version::V5, topic.as_bytes(), 1, false, 1, b"from-balancer"))
+        .await
+        .expect("PUBLISH");
     let p = c.expect_packet(packets::PUBACK, WAIT).await.expect("PUBACK");
     ack(&p).map(|(_, reason)| reason).expect("ack")
 }
@@ -57,24 +47,14 @@ async fn acl_sees_the_address_from_the_proxy_header() {
     let env = env(&dir).await;
     let allowed = format!("ip/{}", unique("ok"));
     assert_eq!(publish_from(&env, "203.0.113.7", &allowed).await, 0x00);
-    env.sub
-        .wait_for(&allowed, b"from-balancer", WAIT)
-        .await
-        .expect("delivered");
+    env.sub.wait_for(&allowed, b"from-balancer", WAIT).await.expect("delivered");
     let denied = format!("ip/{}", unique("no"));
-    assert_eq!(
-        publish_from(&env, "198.51.100.1", &denied).await,
-        0x87,
-        "the socket address was used"
-    );
+    assert_eq!(publish_from(&env, "198.51.100.1", &denied).await, 0x87, "the socket address was used");
 }
 
 #[tokio::test]
 async fn connection_without_header_is_refused() {
     let dir = PolicyDir::new();
     let env = env(&dir).await;
-    assert!(
-        RawClient::connect(env.moat.port, env.tls()).await.is_err(),
-        "TLS without PROXY header accepted"
-    );
+    assert!(RawClient::connect(env.moat.port, env.tls()).await.is_err(), "TLS without PROXY header accepted");
 }

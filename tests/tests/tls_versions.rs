@@ -34,10 +34,7 @@ async fn tls13_only_listener_refuses_tls12_clients() {
     let old =
         v311::Client::connect(env.v311_options(&unique("tls12"), client(&env, &[&rustls::version::TLS12])))
             .await;
-    assert!(
-        old.is_err(),
-        "a TLS 1.2-only client connected to a 1.3-only listener"
-    );
+    assert!(old.is_err(), "a TLS 1.2-only client connected to a 1.3-only listener");
     let new =
         v311::Client::connect(env.v311_options(&unique("tls13"), client(&env, &[&rustls::version::TLS13])))
             .await;

@@ -20,11 +20,7 @@ fn connack_ok(v: Version) -> Vec<u8> {
 async fn setup(script: Script, max_packet_size: Option<u32>) -> (Pki, FakeBroker, Moat) {
     let pki = Pki::new();
     let fake = FakeBroker::start(script).await;
-    let opts = MoatOptions {
-        upstream: fake.addr(),
-        max_packet_size,
-        ..Default::default()
-    };
+    let opts = MoatOptions { upstream: fake.addr(), max_packet_size, ..Default::default() };
     let moat = Moat::start(&pki, &opts).await;
     (pki, fake, moat)
 }
@@ -34,14 +30,7 @@ async fn setup(script: Script, max_packet_size: Option<u32>) -> (Pki, FakeBroker
 async fn expect_not_forwarded(v: Version, bad: Vec<u8>, max_packet_size: Option<u32>, what: &str) {
     let mut reply = connack_ok(v);
     reply.extend(&bad);
-    let (pki, fake, moat) = setup(
-        Script {
-            reply,
-            close_after_reply: false,
-        },
-        max_packet_size,
-    )
-    .await;
+    let (pki, fake, moat) = setup(Script { reply, close_after_reply: false }, max_packet_size).await;
     let mut c = RawClient::connect(moat.port, pki.client_config()).await.unwrap();
     c.send(&packets::connect(v, &unique("up"))).await.unwrap();
     let ack = c
@@ -61,11 +50,7 @@ async fn expect_not_forwarded(v: Version, bad: Vec<u8>, max_packet_size: Option<
                 || (closed.packets.len() == 1 && closed.packets[0].packet_type() == packets::DISCONNECT)
         }
     };
-    assert!(
-        ok,
-        "{v:?} {what}: the client received {got:?} (trailing {:02x?})",
-        closed.trailing
-    );
+    assert!(ok, "{v:?} {what}: the client received {got:?} (trailing {:02x?})", closed.trailing);
     assert_eq!(fake.received().len(), 1);
 }
 
@@ -104,37 +89,16 @@ async fn upstream_client_only_packet_not_forwarded_to_client() {
 #[tokio::test]
 async fn upstream_close_closes_client() {
     for v in BOTH {
-        let (pki, _fake, moat) = setup(
-            Script {
-                reply: connack_ok(v),
-                close_after_reply: true,
-            },
-            None,
-        )
-        .await;
+        let (pki, _fake, moat) = setup(Script { reply: connack_ok(v), close_after_reply: true }, None).await;
         let mut c = RawClient::connect(moat.port, pki.client_config()).await.unwrap();
         c.send(&packets::connect(v, &unique("upc"))).await.unwrap();
-        let ack = c
-            .expect_packet(packets::CONNACK, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let ack = c.expect_packet(packets::CONNACK, Duration::from_secs(10)).await.unwrap();
         assert_eq!(ack.connack_code(), Some(0));
-        let closed = c
-            .read_until_closed(Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{v:?}: client not closed after the broker closed: {e}\n{}",
-                    moat.logs()
-                )
-            });
+        let closed = c.read_until_closed(Duration::from_secs(5)).await.unwrap_or_else(|e| {
+            panic!("{v:?}: client not closed after the broker closed: {e}\n{}", moat.logs())
+        });
         for p in &closed.packets {
-            assert_eq!(
-                p.packet_type(),
-                packets::DISCONNECT,
-                "{v:?}: unexpected {}",
-                p.describe()
-            );
+            assert_eq!(p.packet_type(), packets::DISCONNECT, "{v:?}: unexpected {}", p.describe());
             assert_eq!(v, Version::V5, "3.1.1 client got a DISCONNECT");
         }
     }
@@ -146,23 +110,12 @@ async fn upstream_connack_refusal_passed_to_client() {
         (Version::V311, vec![0x20, 0x02, 0x00, 0x05], 0x05), // not authorized
         (Version::V5, vec![0x20, 0x03, 0x00, 0x87, 0x00], 0x87), // not authorized
     ] {
-        let (pki, _fake, moat) = setup(
-            Script {
-                reply,
-                close_after_reply: true,
-            },
-            None,
-        )
-        .await;
+        let (pki, _fake, moat) = setup(Script { reply, close_after_reply: true }, None).await;
         let mut c = RawClient::connect(moat.port, pki.client_config()).await.unwrap();
         c.send(&packets::connect(v, &unique("refused"))).await.unwrap();
         let closed = c.read_until_closed(Duration::from_secs(5)).await.unwrap();
         let got: Vec<_> = closed.packets.iter().map(|p| p.describe()).collect();
-        assert_eq!(
-            closed.packets.len(),
-            1,
-            "{v:?}: expected the broker's CONNACK then close, got {got:?}"
-        );
+        assert_eq!(closed.packets.len(), 1, "{v:?}: expected the broker's CONNACK then close, got {got:?}");
         assert_eq!(closed.packets[0].connack_code(), Some(code), "{v:?}: got {got:?}");
     }
 }

@@ -23,29 +23,13 @@ async fn paho_v5_over_wss_round_trips() {
     let topic = unique("wss");
     let mut cmd = tokio::process::Command::new("python3");
     cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python/paho_roundtrip.py"))
-        .args([
-            "--host",
-            "localhost",
-            "--port",
-            &env.moat.port.to_string(),
-            "--websocket",
-            "/mqtt",
-        ])
+        .args(["--host", "localhost", "--port", &env.moat.port.to_string(), "--websocket", "/mqtt"])
         .arg("--cafile")
         .arg(env.pki.ca_cert())
-        .args([
-            "--topic",
-            &topic,
-            "--payload",
-            "over-websocket",
-            "--client-id",
-            &unique("paho-ws"),
-        ])
+        .args(["--topic", &topic, "--payload", "over-websocket", "--client-id", &unique("paho-ws")])
         .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
-        .await
-        .expect("in time")
-        .expect("python3");
+    let out =
+        tokio::time::timeout(Duration::from_secs(30), cmd.output()).await.expect("in time").expect("python3");
     assert!(
         out.status.success(),
         "paho over wss failed:\nstdout: {}\nstderr: {}\n{}",
@@ -63,9 +47,7 @@ async fn paho_v5_over_wss_round_trips() {
 async fn upgrade_status(env: &Env, path: &str, protocol: Option<&str>) -> String {
     let raw = RawClient::connect(env.moat.port, env.tls()).await.expect("tls");
     let mut tls = raw.into_inner();
-    let proto = protocol
-        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
-        .unwrap_or_default();
+    let proto = protocol.map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n")).unwrap_or_default();
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{proto}\r\n"
@@ -76,26 +58,15 @@ async fn upgrade_status(env: &Env, path: &str, protocol: Option<&str>) -> String
         .await
         .expect("answer")
         .expect("read");
-    String::from_utf8_lossy(&buf[..n])
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string()
 }
 
 #[tokio::test]
 async fn wrong_path_and_missing_subprotocol_are_refused() {
     let env = wss_env().await;
-    assert!(
-        upgrade_status(&env, "/mqtt", Some("mqtt")).await.contains("101"),
-        "the real endpoint refused"
-    );
+    assert!(upgrade_status(&env, "/mqtt", Some("mqtt")).await.contains("101"), "the real endpoint refused");
     assert!(upgrade_status(&env, "/other", Some("mqtt")).await.contains("404"));
     assert!(upgrade_status(&env, "/mqtt", None).await.contains("400"));
     assert!(upgrade_status(&env, "/mqtt", Some("chat")).await.contains("400"));
-    assert!(
-        env.tap.all_packets().is_empty(),
-        "refused upgrades reached the broker: {:?}",
-        env.tap.summary()
-    );
+    assert!(env.tap.all_packets().is_empty(), "refused upgrades reached the broker: {:?}", env.tap.summary());
 }

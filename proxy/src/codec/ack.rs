@@ -37,26 +37,15 @@ pub(crate) fn decode_ack(
         if !r.is_empty() {
             return malformed("3.1.x ack longer than 2 bytes");
         }
-        return Ok(Ack {
-            packet_id,
-            reason: 0,
-            properties: Properties::default(),
-        });
+        return Ok(Ack { packet_id, reason: 0, properties: Properties::default() });
     }
     // v5: reason code and property length may each be omitted (remaining length 2 / 3).
     let reason = if r.is_empty() { 0 } else { r.u8()? };
     if !valid_v5(kind, reason) {
         return protocol("reason code not allowed in this ack");
     }
-    let properties = if r.is_empty() {
-        Properties::default()
-    } else {
-        read_properties(&mut r, PropCtx::PubAck)?
-    };
+    let properties =
+        if r.is_empty() { Properties::default() } else { read_properties(&mut r, PropCtx::PubAck)? };
     r.finish()?;
-    Ok(Ack {
-        packet_id,
-        reason,
-        properties,
-    })
+    Ok(Ack { packet_id, reason, properties })
 }

@@ -27,21 +27,15 @@ pub(crate) fn decode_disconnect(body: &[u8], version: ProtocolVersion) -> Result
         if !body.is_empty() {
             return malformed("3.1.x DISCONNECT must have no body");
         }
-        return Ok(Disconnect {
-            reason: 0,
-            properties: Properties::default(),
-        });
+        return Ok(Disconnect { reason: 0, properties: Properties::default() });
     }
     let mut r = Reader::new(body);
     let reason = if r.is_empty() { 0 } else { r.u8()? };
     if !valid_v5(PacketType::Disconnect, reason) {
         return protocol("reason code not allowed in DISCONNECT");
     }
-    let properties = if r.is_empty() {
-        Properties::default()
-    } else {
-        read_properties(&mut r, PropCtx::Disconnect)?
-    };
+    let properties =
+        if r.is_empty() { Properties::default() } else { read_properties(&mut r, PropCtx::Disconnect)? };
     r.finish()?;
     Ok(Disconnect { reason, properties })
 }
@@ -52,10 +46,7 @@ pub(crate) fn decode_auth(body: &[u8], version: ProtocolVersion) -> Result<Auth<
         return malformed("AUTH is reserved before MQTT 5");
     }
     if body.is_empty() {
-        return Ok(Auth {
-            reason: 0,
-            properties: Properties::default(),
-        });
+        return Ok(Auth { reason: 0, properties: Properties::default() });
     }
     let mut r = Reader::new(body);
     let reason = r.u8()?;

@@ -39,9 +39,5 @@ pub(crate) fn decode_connack(body: &[u8], version: ProtocolVersion) -> Result<Co
     if session_present && code != 0 {
         return protocol("session present with non-zero CONNACK code");
     }
-    Ok(Connack {
-        session_present,
-        code,
-        properties,
-    })
+    Ok(Connack { session_present, code, properties })
 }

@@ -82,11 +82,8 @@ pub(crate) fn decode_connect(body: &[u8]) -> Result<Connect<'_>, CodecError> {
     }
     let clean_start = flags & FLAG_CLEAN != 0;
     let keep_alive = r.u16()?;
-    let properties = if version.is_v5() {
-        read_properties(&mut r, PropCtx::Connect)?
-    } else {
-        Properties::default()
-    };
+    let properties =
+        if version.is_v5() { read_properties(&mut r, PropCtx::Connect)? } else { Properties::default() };
     let client_id = r.utf8()?;
     match version {
         ProtocolVersion::V31 => {
@@ -103,35 +100,17 @@ pub(crate) fn decode_connect(body: &[u8]) -> Result<Connect<'_>, CodecError> {
         ProtocolVersion::V5 => {}
     }
     let will = if will_flag {
-        let properties = if version.is_v5() {
-            read_properties(&mut r, PropCtx::Will)?
-        } else {
-            Properties::default()
-        };
+        let properties =
+            if version.is_v5() { read_properties(&mut r, PropCtx::Will)? } else { Properties::default() };
         let topic = r.utf8()?;
         validate_topic_name(topic)?;
         let payload = r.binary()?;
-        Some(Will {
-            properties,
-            topic,
-            payload,
-            qos: will_qos,
-            retain: will_retain,
-        })
+        Some(Will { properties, topic, payload, qos: will_qos, retain: will_retain })
     } else {
         None
     };
     let username = if has_user { Some(r.utf8()?) } else { None };
     let password = if has_pass { Some(r.binary()?) } else { None };
     r.finish()?;
-    Ok(Connect {
-        version,
-        clean_start,
-        keep_alive,
-        properties,
-        client_id,
-        will,
-        username,
-        password,
-    })
+    Ok(Connect { version, clean_start, keep_alive, properties, client_id, will, username, password })
 }

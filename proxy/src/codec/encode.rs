@@ -417,14 +417,7 @@ pub fn encode_packet(out: &mut BytesMut, v: ProtocolVersion, p: &Packet<'_>) {
         }
         Packet::Publish(pb) => encode_publish(out, v, pb, pb.properties.raw()),
         Packet::Puback(a) | Packet::Pubrec(a) | Packet::Pubrel(a) | Packet::Pubcomp(a) => {
-            encode_ack(
-                out,
-                v,
-                p.packet_type(),
-                a.packet_id,
-                code(a.reason),
-                a.properties.raw(),
-            );
+            encode_ack(out, v, p.packet_type(), a.packet_id, code(a.reason), a.properties.raw());
         }
         Packet::Subscribe(s) => {
             subscribe_from(out, v, s.packet_id, s.properties.raw(), s.filters());

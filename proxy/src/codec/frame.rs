@@ -74,12 +74,7 @@ pub(crate) fn parse_fixed_header(buf: &[u8], max: usize) -> Result<Option<FixedH
             if total > max {
                 return Err(CodecError::TooLarge { size: total, max });
             }
-            return Ok(Some(FixedHeader {
-                packet_type,
-                flags: first & 0x0F,
-                header_len,
-                remaining: value,
-            }));
+            return Ok(Some(FixedHeader { packet_type, flags: first & 0x0F, header_len, remaining: value }));
         }
     }
     malformed("remaining length longer than 4 bytes")
@@ -99,12 +94,7 @@ pub fn split_frame(buf: &mut BytesMut, max_packet_size: usize) -> Result<Split, 
         return Ok(Split::Incomplete);
     }
     let bytes = buf.split_to(total).freeze();
-    Ok(Split::Frame(Frame {
-        bytes,
-        header_len: h.header_len,
-        packet_type: h.packet_type,
-        flags: h.flags,
-    }))
+    Ok(Split::Frame(Frame { bytes, header_len: h.header_len, packet_type: h.packet_type, flags: h.flags }))
 }
 
 impl Frame {
@@ -117,12 +107,7 @@ impl Frame {
         if h.header_len.saturating_add(h.remaining) != bytes.len() {
             return malformed("buffer is not exactly one packet");
         }
-        Ok(Frame {
-            bytes,
-            header_len: h.header_len,
-            packet_type: h.packet_type,
-            flags: h.flags,
-        })
+        Ok(Frame { bytes, header_len: h.header_len, packet_type: h.packet_type, flags: h.flags })
     }
 
     /// The packet type from the high nibble of byte 0.

@@ -62,12 +62,7 @@ struct Spec {
 /// The spec's property table (MQTT 5 section 2.2.2.2).
 fn spec(id: u8) -> Option<Spec> {
     use PropCtx::*;
-    let s = |kind, allowed, nonzero| Spec {
-        kind,
-        allowed,
-        repeat: 0,
-        nonzero,
-    };
+    let s = |kind, allowed, nonzero| Spec { kind, allowed, repeat: 0, nonzero };
     let msg = bit(Publish) | bit(Will);
     let reason_str = bit(Connack) | bit(PubAck) | bit(Suback) | bit(Unsuback) | bit(Disconnect) | bit(Auth);
     Some(match id {
@@ -144,11 +139,7 @@ fn validate(raw: &[u8], ctx: PropCtx) -> Result<(), CodecError> {
             return protocol("property not allowed in this packet");
         }
         let mask = 1u64 << (id & 63);
-        let may_repeat = if any {
-            spec.repeat != 0
-        } else {
-            spec.repeat & here != 0
-        };
+        let may_repeat = if any { spec.repeat != 0 } else { spec.repeat & here != 0 };
         if seen & mask != 0 && !may_repeat {
             return protocol("property appears more than once");
         }
@@ -224,9 +215,7 @@ impl<'a> Properties<'a> {
 
     /// Iterate over the properties in wire order.
     pub fn iter(&self) -> PropertyIter<'a> {
-        PropertyIter {
-            r: Reader::new(self.raw),
-        }
+        PropertyIter { r: Reader::new(self.raw) }
     }
 
     fn find<T>(&self, f: impl Fn(Property<'a>) -> Option<T>) -> Option<T> {
@@ -481,10 +470,7 @@ impl Default for PropertiesBuilder {
 
 impl PropertiesBuilder {
     pub fn new() -> Self {
-        PropertiesBuilder {
-            buf: Vec::new(),
-            valid: true,
-        }
+        PropertiesBuilder { buf: Vec::new(), valid: true }
     }
 
     /// Append one property.

@@ -49,11 +49,8 @@ pub(crate) fn decode_publish(frame: &Frame, version: ProtocolVersion) -> Result<
         }
         Some(id)
     };
-    let properties = if version.is_v5() {
-        read_properties(&mut r, PropCtx::Publish)?
-    } else {
-        Properties::default()
-    };
+    let properties =
+        if version.is_v5() { read_properties(&mut r, PropCtx::Publish)? } else { Properties::default() };
     // An empty topic is only meaningful in v5 with a Topic Alias; whether the alias is known
     // is session state and is the caller's check.
     let topic = if raw_topic.is_empty() && version.is_v5() && properties.topic_alias().is_some() {
@@ -62,18 +59,6 @@ pub(crate) fn decode_publish(frame: &Frame, version: ProtocolVersion) -> Result<
         topic_name_from_wire(raw_topic)?
     };
     let start = frame.header_len().saturating_add(r.pos());
-    let payload = if start < frame.len() {
-        frame.bytes().slice(start..)
-    } else {
-        Bytes::new()
-    };
-    Ok(Publish {
-        dup,
-        qos,
-        retain,
-        topic,
-        packet_id,
-        properties,
-        payload,
-    })
+    let payload = if start < frame.len() { frame.bytes().slice(start..) } else { Bytes::new() };
+    Ok(Publish { dup, qos, retain, topic, packet_id, properties, payload })
 }

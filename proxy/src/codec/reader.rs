@@ -50,10 +50,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .ok_or(CodecError::Malformed("length overflow"))?;
+        let end = self.pos.checked_add(n).ok_or(CodecError::Malformed("length overflow"))?;
         match self.buf.get(self.pos..end) {
             Some(s) => {
                 self.pos = end;

@@ -72,11 +72,7 @@ const TABLE: &[(ReasonCode, u8, u16)] = {
     const DISCONNECT: u16 = 1 << 14;
     const AUTH: u16 = 1 << 15;
     &[
-        (
-            Success,
-            0,
-            CONNACK | PUBACK | PUBREC | PUBREL | PUBCOMP | SUBACK | UNSUBACK | DISCONNECT | AUTH,
-        ),
+        (Success, 0, CONNACK | PUBACK | PUBREC | PUBREL | PUBCOMP | SUBACK | UNSUBACK | DISCONNECT | AUTH),
         (GrantedQos1, 3, SUBACK),
         (GrantedQos2, 3, SUBACK),
         (DisconnectWithWillMessage, 3, DISCONNECT),
@@ -84,26 +80,14 @@ const TABLE: &[(ReasonCode, u8, u16)] = {
         (NoSubscriptionExisted, 3, UNSUBACK),
         (ContinueAuthentication, 3, AUTH),
         (ReAuthenticate, 3, AUTH),
-        (
-            UnspecifiedError,
-            3,
-            CONNACK | PUBACK | PUBREC | SUBACK | UNSUBACK | DISCONNECT,
-        ),
+        (UnspecifiedError, 3, CONNACK | PUBACK | PUBREC | SUBACK | UNSUBACK | DISCONNECT),
         (MalformedPacket, 3, CONNACK | DISCONNECT),
         (ProtocolError, 3, CONNACK | DISCONNECT),
-        (
-            ImplementationSpecificError,
-            3,
-            CONNACK | PUBACK | PUBREC | SUBACK | UNSUBACK | DISCONNECT,
-        ),
+        (ImplementationSpecificError, 3, CONNACK | PUBACK | PUBREC | SUBACK | UNSUBACK | DISCONNECT),
         (UnsupportedProtocolVersion, 1, CONNACK),
         (ClientIdentifierNotValid, 2, CONNACK),
         (BadUserNameOrPassword, 4, CONNACK),
-        (
-            NotAuthorized,
-            5,
-            CONNACK | PUBACK | PUBREC | SUBACK | UNSUBACK | DISCONNECT,
-        ),
+        (NotAuthorized, 5, CONNACK | PUBACK | PUBREC | SUBACK | UNSUBACK | DISCONNECT),
         (ServerUnavailable, 3, CONNACK),
         (ServerBusy, 3, CONNACK | DISCONNECT),
         (Banned, 5, CONNACK),

@@ -24,12 +24,7 @@ pub struct SubscriptionOptions {
 impl SubscriptionOptions {
     /// Options with only a QoS (what a 3.1.x client can express).
     pub fn with_qos(qos: QoS) -> Self {
-        SubscriptionOptions {
-            qos,
-            no_local: false,
-            retain_as_published: false,
-            retain_handling: 0,
-        }
+        SubscriptionOptions { qos, no_local: false, retain_as_published: false, retain_handling: 0 }
     }
 
     /// Wire byte (v5 layout).
@@ -84,9 +79,7 @@ pub struct Subscribe<'a> {
 impl<'a> Subscribe<'a> {
     /// The (filter, options) pairs in wire order.
     pub fn filters(&self) -> SubscribeFilters<'a> {
-        SubscribeFilters {
-            r: Reader::new(self.raw_filters),
-        }
+        SubscribeFilters { r: Reader::new(self.raw_filters) }
     }
 
     /// Number of filters (at least 1).
@@ -132,9 +125,7 @@ pub struct Unsubscribe<'a> {
 impl<'a> Unsubscribe<'a> {
     /// The filters in wire order.
     pub fn filters(&self) -> UnsubscribeFilters<'a> {
-        UnsubscribeFilters {
-            r: Reader::new(self.raw_filters),
-        }
+        UnsubscribeFilters { r: Reader::new(self.raw_filters) }
     }
 
     /// Number of filters (at least 1).
@@ -177,11 +168,8 @@ pub struct Suback<'a> {
 pub(crate) fn decode_subscribe(body: &[u8], version: ProtocolVersion) -> Result<Subscribe<'_>, CodecError> {
     let mut r = Reader::new(body);
     let packet_id = packet_id(&mut r)?;
-    let properties = if version.is_v5() {
-        read_properties(&mut r, PropCtx::Subscribe)?
-    } else {
-        Properties::default()
-    };
+    let properties =
+        if version.is_v5() { read_properties(&mut r, PropCtx::Subscribe)? } else { Properties::default() };
     let raw_filters = r.rest();
     let mut count = 0usize;
     while !r.is_empty() {
@@ -197,12 +185,7 @@ pub(crate) fn decode_subscribe(body: &[u8], version: ProtocolVersion) -> Result<
     if count == 0 {
         return protocol("SUBSCRIBE without topic filters");
     }
-    Ok(Subscribe {
-        packet_id,
-        properties,
-        raw_filters,
-        count,
-    })
+    Ok(Subscribe { packet_id, properties, raw_filters, count })
 }
 
 pub(crate) fn decode_unsubscribe(
@@ -211,11 +194,8 @@ pub(crate) fn decode_unsubscribe(
 ) -> Result<Unsubscribe<'_>, CodecError> {
     let mut r = Reader::new(body);
     let packet_id = packet_id(&mut r)?;
-    let properties = if version.is_v5() {
-        read_properties(&mut r, PropCtx::Unsubscribe)?
-    } else {
-        Properties::default()
-    };
+    let properties =
+        if version.is_v5() { read_properties(&mut r, PropCtx::Unsubscribe)? } else { Properties::default() };
     let raw_filters = r.rest();
     let mut count = 0usize;
     while !r.is_empty() {
@@ -225,22 +205,14 @@ pub(crate) fn decode_unsubscribe(
     if count == 0 {
         return protocol("UNSUBSCRIBE without topic filters");
     }
-    Ok(Unsubscribe {
-        packet_id,
-        properties,
-        raw_filters,
-        count,
-    })
+    Ok(Unsubscribe { packet_id, properties, raw_filters, count })
 }
 
 pub(crate) fn decode_suback(body: &[u8], version: ProtocolVersion) -> Result<Suback<'_>, CodecError> {
     let mut r = Reader::new(body);
     let packet_id = packet_id(&mut r)?;
-    let properties = if version.is_v5() {
-        read_properties(&mut r, PropCtx::Suback)?
-    } else {
-        Properties::default()
-    };
+    let properties =
+        if version.is_v5() { read_properties(&mut r, PropCtx::Suback)? } else { Properties::default() };
     let codes = r.rest();
     if codes.is_empty() {
         return protocol("SUBACK without reason codes");
@@ -255,11 +227,7 @@ pub(crate) fn decode_suback(body: &[u8], version: ProtocolVersion) -> Result<Sub
     if !codes.iter().all(|&c| ok(c)) {
         return protocol("invalid SUBACK return code");
     }
-    Ok(Suback {
-        packet_id,
-        properties,
-        codes,
-    })
+    Ok(Suback { packet_id, properties, codes })
 }
 
 pub(crate) fn decode_unsuback(body: &[u8], version: ProtocolVersion) -> Result<Suback<'_>, CodecError> {
@@ -267,11 +235,7 @@ pub(crate) fn decode_unsuback(body: &[u8], version: ProtocolVersion) -> Result<S
     let packet_id = packet_id(&mut r)?;
     if !version.is_v5() {
         r.finish()?;
-        return Ok(Suback {
-            packet_id,
-            properties: Properties::default(),
-            codes: &[],
-        });
+        return Ok(Suback { packet_id, properties: Properties::default(), codes: &[] });
     }
     let properties = read_properties(&mut r, PropCtx::Unsuback)?;
     let codes = r.rest();
@@ -281,9 +245,5 @@ pub(crate) fn decode_unsuback(body: &[u8], version: ProtocolVersion) -> Result<S
     if !codes.iter().all(|&c| valid_v5(PacketType::Unsuback, c)) {
         return protocol("invalid UNSUBACK reason code");
     }
-    Ok(Suback {
-        packet_id,
-        properties,
-        codes,
-    })
+    Ok(Suback { packet_id, properties, codes })
 }

@@ -67,31 +67,10 @@ mod tests {
             "acl.yaml",
         )
         .expect("rules");
-        let who = || Who {
-            client_id: "c1".into(),
-            ..Who::default()
-        };
-        let ok = explain(
-            &rules,
-            who(),
-            Question::Publish {
-                topic: "d/c1/t",
-                qos: 0,
-                retain: false,
-            },
-        );
+        let who = || Who { client_id: "c1".into(), ..Who::default() };
+        let ok = explain(&rules, who(), Question::Publish { topic: "d/c1/t", qos: 0, retain: false });
         assert_eq!(ok, "publish d/c1/t: allow\n  decided by: rule own\n");
-        let no = explain(
-            &rules,
-            who(),
-            Question::Subscribe {
-                filter: "d/#",
-                qos: 0,
-            },
-        );
-        assert!(
-            no.starts_with("subscribe d/#: deny\n  decided by: no rule matched"),
-            "{no}"
-        );
+        let no = explain(&rules, who(), Question::Subscribe { filter: "d/#", qos: 0 });
+        assert!(no.starts_with("subscribe d/#: deny\n  decided by: no rule matched"), "{no}");
     }
 }

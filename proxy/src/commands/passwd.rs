@@ -31,11 +31,7 @@ pub fn read_password() -> Result<Vec<u8>, PasswdError> {
         let mut line = String::new();
         stdin.lock().read_line(&mut line).map_err(PasswdError::Input)?;
         let password = line.trim_end_matches(['\r', '\n']).as_bytes().to_vec();
-        return if password.is_empty() {
-            Err(PasswdError::Empty)
-        } else {
-            Ok(password)
-        };
+        return if password.is_empty() { Err(PasswdError::Empty) } else { Ok(password) };
     }
     let first = prompt("Password: ")?;
     let second = prompt("Again: ")?;
@@ -62,10 +58,7 @@ fn prompt(label: &str) -> Result<Vec<u8>, PasswdError> {
 
 /// Terminal echo via `stty`, which every Unix has; no extra dependency for one prompt.
 fn set_echo(on: bool) {
-    let _ = Command::new("stty")
-        .arg(if on { "echo" } else { "-echo" })
-        .stdin(Stdio::inherit())
-        .status();
+    let _ = Command::new("stty").arg(if on { "echo" } else { "-echo" }).stdin(Stdio::inherit()).status();
 }
 
 /// Adds or replaces `user` in `file` (created when missing), written atomically with mode 0600.
@@ -73,23 +66,12 @@ pub fn set_password(file: &Path, user: &str, password: &[u8]) -> Result<(), Pass
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "users: {}\n".to_string(),
-        Err(source) => {
-            return Err(PasswdError::Read {
-                path: file.display().to_string(),
-                source,
-            })
-        }
+        Err(source) => return Err(PasswdError::Read { path: file.display().to_string(), source }),
     };
     let hash = hash_password(password).map_err(|e| PasswdError::Edit(e.to_string()))?;
     let updated = upsert_user(&text, user, &hash).map_err(PasswdError::Edit)?;
-    let write_err = |source| PasswdError::Write {
-        path: file.display().to_string(),
-        source,
-    };
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let write_err = |source| PasswdError::Write { path: file.display().to_string(), source };
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
     tmp.write_all(updated.as_bytes()).map_err(write_err)?;
     tmp.as_file().sync_all().map_err(write_err)?;

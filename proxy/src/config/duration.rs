@@ -10,23 +10,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("`{text}` has no unit (use ms, s, m or h)"))?;
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (expected e.g. 10s or 500ms)"))?;
+    let n: u64 =
+        number.parse().map_err(|_| format!("`{text}` is not a duration (expected e.g. 10s or 500ms)"))?;
     let millis = match unit {
         "ms" => Some(n),
         "s" => n.checked_mul(1_000),
         "m" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit `{unit}` (use ms, s, m or h)"
-            ))
-        }
+        _ => return Err(format!("`{text}` has an unknown unit `{unit}` (use ms, s, m or h)")),
     };
-    millis
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("`{text}` is too large"))
+    millis.map(Duration::from_millis).ok_or_else(|| format!("`{text}` is too large"))
 }
 
 #[cfg(test)]
@@ -43,16 +36,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_durations() {
-        for bad in [
-            "10",
-            "s",
-            "",
-            "10x",
-            "-1s",
-            "1.5s",
-            "99999999999999999999s",
-            "18446744073709551615h",
-        ] {
+        for bad in ["10", "s", "", "10x", "-1s", "1.5s", "99999999999999999999s", "18446744073709551615h"] {
             assert!(parse_duration(bad).is_err(), "{bad} accepted");
         }
     }

@@ -17,14 +17,7 @@ pub struct ConfigIssue {
 
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.key,
-            self.message
-        )
+        write!(f, "{}:{}: {}: {}", self.file.display(), self.line, self.key, self.message)
     }
 }
 
@@ -54,10 +47,7 @@ pub(crate) struct Issues {
 
 impl Issues {
     pub(crate) fn new(file: PathBuf) -> Self {
-        Self {
-            file,
-            list: Vec::new(),
-        }
+        Self { file, list: Vec::new() }
     }
 
     pub(crate) fn push(&mut self, line: u64, key: impl Into<String>, message: impl Into<String>) {
@@ -77,12 +67,7 @@ impl Issues {
         key: impl Into<String>,
         message: impl Into<String>,
     ) {
-        self.list.push(ConfigIssue {
-            file,
-            line,
-            key: key.into(),
-            message: message.into(),
-        });
+        self.list.push(ConfigIssue { file, line, key: key.into(), message: message.into() });
     }
 
     pub(crate) fn into_result<T>(self, value: T) -> Result<T, ConfigError> {

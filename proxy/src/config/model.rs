@@ -42,10 +42,7 @@ pub struct BrokerIdentity {
 
 impl Default for BrokerIdentity {
     fn default() -> Self {
-        Self {
-            verified_username: true,
-            keep_password: false,
-        }
+        Self { verified_username: true, keep_password: false }
     }
 }
 
@@ -61,6 +58,8 @@ pub struct ListenerConfig {
     pub websocket_path: Option<String>,
     /// Expect a PROXY protocol (v1 or v2) header before anything else.
     pub proxy_protocol: bool,
+    /// Most open connections on this listener.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +128,9 @@ pub struct Limits {
     pub max_packet_size: usize,
     /// Most topic filters one SUBSCRIBE may carry (each is an ACL check and a broker entry).
     pub max_subscribe_filters: usize,
+    /// Most open connections in total and per source address.
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Clone, Debug)]

@@ -39,50 +39,28 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
     // Keys that belong to another type are mistakes, not silently ignored settings.
     let mut not_for = |present: bool, name: &str, line: u64| {
         if present {
-            issues.push(
-                line,
-                format!("{key}.{name}"),
-                format!("does not apply to type `{kind}`"),
-            );
+            issues.push(line, format!("{key}.{name}"), format!("does not apply to type `{kind}`"));
         }
     };
     let line_of = |o: &Option<S<String>>| o.as_ref().map_or(0, |v| v.referenced.line());
     match kind {
         "password_file" => {
-            not_for(
-                a.username_from.is_some(),
-                "username_from",
-                line_of(&a.username_from),
-            );
-            not_for(
-                a.clientid_from.is_some(),
-                "clientid_from",
-                line_of(&a.clientid_from),
-            );
+            not_for(a.username_from.is_some(), "username_from", line_of(&a.username_from));
+            not_for(a.clientid_from.is_some(), "clientid_from", line_of(&a.clientid_from));
             not_for(
                 a.require_clientid_match.is_some(),
                 "require_clientid_match",
-                a.require_clientid_match
-                    .as_ref()
-                    .map_or(0, |v| v.referenced.line()),
+                a.require_clientid_match.as_ref().map_or(0, |v| v.referenced.line()),
             );
             let Some(path) = a.path.as_ref() else {
-                issues.push(
-                    a.r#type.referenced.line(),
-                    format!("{key}.path"),
-                    "password_file needs `path`",
-                );
+                issues.push(a.r#type.referenced.line(), format!("{key}.path"), "password_file needs `path`");
                 return None;
             };
             let file = base.join(&path.value);
             match password::load_password_file(&file) {
                 Ok(f) => Some(Authenticator::PasswordFile(Arc::new(f))),
                 Err(list) => {
-                    report_file_issues(
-                        issues,
-                        &file,
-                        list.into_iter().map(|i| (i.line, i.key, i.message)),
-                    );
+                    report_file_issues(issues, &file, list.into_iter().map(|i| (i.line, i.key, i.message)));
                     None
                 }
             }
@@ -111,16 +89,8 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
         }
         "anonymous" => {
             not_for(a.path.is_some(), "path", line_of(&a.path));
-            not_for(
-                a.username_from.is_some(),
-                "username_from",
-                line_of(&a.username_from),
-            );
-            not_for(
-                a.clientid_from.is_some(),
-                "clientid_from",
-                line_of(&a.clientid_from),
-            );
+            not_for(a.username_from.is_some(), "username_from", line_of(&a.username_from));
+            not_for(a.clientid_from.is_some(), "clientid_from", line_of(&a.clientid_from));
             Some(Authenticator::Anonymous)
         }
         other => {
@@ -147,11 +117,7 @@ pub(crate) fn acl(path: &S<String>, base: &Path, issues: &mut Issues) -> Option<
     match acl::load_rule_file(&file) {
         Ok(rules) => Some(Arc::new(rules)),
         Err(list) => {
-            report_file_issues(
-                issues,
-                &file,
-                list.into_iter().map(|i| (i.line, i.key, i.message)),
-            );
+            report_file_issues(issues, &file, list.into_iter().map(|i| (i.line, i.key, i.message)));
             None
         }
     }

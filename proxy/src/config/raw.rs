@@ -78,6 +78,8 @@ pub(crate) struct RawListener {
     pub websocket: Option<RawWebSocket>,
     #[serde(default)]
     pub proxy_protocol: Option<S<bool>>,
+    #[serde(default)]
+    pub max_connections: Option<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +133,10 @@ pub(crate) struct RawLimits {
     pub max_packet_size: Option<S<u64>>,
     #[serde(default)]
     pub max_subscribe_filters: Option<S<u64>>,
+    #[serde(default)]
+    pub max_connections: Option<S<u64>>,
+    #[serde(default)]
+    pub max_connections_per_ip: Option<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,17 +48,14 @@ fn unknown_key_is_an_error_with_line_and_key() {
 
 #[test]
 fn plaintext_must_be_explicit() {
-    let found = issues(&with_anon(
-        "listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n",
-    ));
+    let found = issues(&with_anon("listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n"));
     assert_eq!(found[0].key, "listeners[0].tls");
 }
 
 #[test]
 fn plaintext_on_public_address_needs_allow_insecure() {
-    let found = issues(&with_anon(
-        "listeners:\n  - name: x\n    bind: \"0.0.0.0:1884\"\n    plaintext: true\n",
-    ));
+    let found =
+        issues(&with_anon("listeners:\n  - name: x\n    bind: \"0.0.0.0:1884\"\n    plaintext: true\n"));
     assert_eq!(found[0].key, "listeners[0].bind");
     assert_eq!(found[0].line, 3);
     let ok = load_text(&with_anon(
@@ -86,14 +83,9 @@ fn every_semantic_error_is_reported_at_once() {
     ] {
         assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
     }
-    let cert = found
-        .iter()
-        .find(|i| i.key == "listeners[0].tls.cert")
-        .expect("cert issue");
+    let cert = found.iter().find(|i| i.key == "listeners[0].tls.cert").expect("cert issue");
     assert_eq!(cert.line, 5);
-    assert!(cert
-        .to_string()
-        .starts_with("/nonexistent/moat.yaml:5: listeners[0].tls.cert: "));
+    assert!(cert.to_string().starts_with("/nonexistent/moat.yaml:5: listeners[0].tls.cert: "));
 }
 
 #[test]
@@ -165,10 +157,7 @@ fn unknown_keys_do_not_hide_other_errors() {
 fn old_tls_versions_are_refused_at_config_check() {
     let text = "listeners:\n  - name: t\n    bind: \"127.0.0.1:0\"\n    tls:\n      cert: c.crt\n      key: k.key\n      versions: [\"1.1\", \"1.3\"]\n";
     let found = issues(&with_anon(text));
-    let v = found
-        .iter()
-        .find(|i| i.key == "listeners[0].tls.versions")
-        .expect("versions issue");
+    let v = found.iter().find(|i| i.key == "listeners[0].tls.versions").expect("versions issue");
     assert_eq!(v.line, 7);
     assert!(v.message.contains("never offered"), "{}", v.message);
 }

@@ -18,42 +18,26 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         Some(list) => super::policies::authenticators(list.value, &base, issues),
         None => Vec::new(),
     };
-    let acl_check_delivery = raw
-        .authorization
-        .as_ref()
-        .and_then(|a| a.check_delivery.as_ref())
-        .is_some_and(|c| c.value);
-    let acl = raw
-        .authorization
-        .and_then(|a| super::policies::acl(&a.acl, &base, issues));
+    let acl_check_delivery =
+        raw.authorization.as_ref().and_then(|a| a.check_delivery.as_ref()).is_some_and(|c| c.value);
+    let acl = raw.authorization.and_then(|a| super::policies::acl(&a.acl, &base, issues));
     let broker_identity = super::policies::broker_identity(raw.broker_identity, issues);
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
-        issues.push(
-            raw.listeners.referenced.line(),
-            "listeners",
-            "at least one listener is required",
-        );
+        issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
     }
     let mut names = std::collections::HashSet::new();
     for (i, l) in raw.listeners.value.into_iter().enumerate() {
         let key = format!("listeners[{i}]");
         if let Some(compiled) = listener(l, &key, &base, &authenticators, issues) {
             if !names.insert(compiled.name.clone()) {
-                issues.push(
-                    0,
-                    format!("{key}.name"),
-                    format!("duplicate listener name `{}`", compiled.name),
-                );
+                issues.push(0, format!("{key}.name"), format!("duplicate listener name `{}`", compiled.name));
             }
             listeners.push(compiled);
         }
     }
 
-    let upstream = raw.upstream.unwrap_or(RawUpstream {
-        address: None,
-        connect_timeout: None,
-    });
+    let upstream = raw.upstream.unwrap_or(RawUpstream { address: None, connect_timeout: None });
     let upstream = UpstreamConfig {
         address: match upstream.address {
             Some(a) => {
@@ -67,11 +51,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         connect_timeout: duration(upstream.connect_timeout, "upstream.connect_timeout", 5, issues),
     };
 
-    let t = raw.timeouts.unwrap_or(RawTimeouts {
-        tls_handshake: None,
-        connect: None,
-        shutdown_grace: None,
-    });
+    let t = raw.timeouts.unwrap_or(RawTimeouts { tls_handshake: None, connect: None, shutdown_grace: None });
     let timeouts = Timeouts {
         tls_handshake: duration(t.tls_handshake, "timeouts.tls_handshake", 10, issues),
         connect: duration(t.connect, "timeouts.connect", 10, issues),
@@ -80,16 +60,19 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
 
     let max_subscribe_filters = match raw.limits.as_ref().and_then(|l| l.max_subscribe_filters.as_ref()) {
         Some(m) if m.value == 0 || m.value > 65_535 => {
-            issues.push(
-                m.referenced.line(),
-                "limits.max_subscribe_filters",
-                "must be between 1 and 65535",
-            );
+            issues.push(m.referenced.line(), "limits.max_subscribe_filters", "must be between 1 and 65535");
             DEFAULT_MAX_SUBSCRIBE_FILTERS
         }
         Some(m) => usize::try_from(m.value).unwrap_or(DEFAULT_MAX_SUBSCRIBE_FILTERS),
         None => DEFAULT_MAX_SUBSCRIBE_FILTERS,
     };
+    let max_connections =
+        count(raw.limits.as_ref().and_then(|l| l.max_connections.as_ref()), "limits.max_connections", issues);
+    let max_connections_per_ip = count(
+        raw.limits.as_ref().and_then(|l| l.max_connections_per_ip.as_ref()),
+        "limits.max_connections_per_ip",
+        issues,
+    );
     let max_packet_size = match raw.limits.and_then(|l| l.max_packet_size) {
         Some(m) if m.value < 64 || m.value > MQTT_MAX_PACKET_SIZE => {
             issues.push(
@@ -113,11 +96,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             other => {
-                issues.push(
-                    f.referenced.line(),
-                    "log_format",
-                    format!("`{other}` is not text or json"),
-                );
+                issues.push(f.referenced.line(), "log_format", format!("`{other}` is not text or json"));
                 LogFormat::Text
             }
         },
@@ -129,10 +108,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         listeners,
         upstream,
         timeouts,
-        limits: Limits {
-            max_packet_size,
-            max_subscribe_filters,
-        },
+        limits: Limits { max_packet_size, max_subscribe_filters, max_connections, max_connections_per_ip },
         admin: AdminConfig { bind: admin_bind? },
         log_format,
         authenticators,
@@ -149,10 +125,7 @@ fn listener(
     authenticators: &[(String, std::sync::Arc<crate::policy::authn::Authenticator>)],
     issues: &mut Issues,
 ) -> Option<ListenerConfig> {
-    let auth_line = l
-        .authentication
-        .as_ref()
-        .map_or(l.bind.referenced.line(), |a| a.referenced.line());
+    let auth_line = l.authentication.as_ref().map_or(l.bind.referenced.line(), |a| a.referenced.line());
     let authentication = super::policies::listener_chain(l.authentication, key, authenticators, issues);
     if authentication.is_empty() {
         issues.push(
@@ -163,11 +136,7 @@ fn listener(
         );
     }
     if l.name.value.is_empty()
-        || !l
-            .name
-            .value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || !l.name.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         issues.push(
             l.name.referenced.line(),
@@ -212,16 +181,13 @@ fn listener(
     let websocket_path = l.websocket.map(|w| match w.path {
         Some(p) if p.value.starts_with('/') => p.value,
         Some(p) => {
-            issues.push(
-                p.referenced.line(),
-                format!("{key}.websocket.path"),
-                "must start with `/`",
-            );
+            issues.push(p.referenced.line(), format!("{key}.websocket.path"), "must start with `/`");
             p.value
         }
         None => "/mqtt".to_string(),
     });
     let proxy_protocol = l.proxy_protocol.as_ref().is_some_and(|p| p.value);
+    let max_connections = count(l.max_connections.as_ref(), &format!("{key}.max_connections"), issues);
     Some(ListenerConfig {
         name: l.name.value,
         bind: bind?,
@@ -229,6 +195,7 @@ fn listener(
         authentication,
         websocket_path,
         proxy_protocol,
+        max_connections,
     })
 }
 
@@ -248,34 +215,22 @@ fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConf
     };
     let cert_path = base.join(&t.cert.value);
     let key_path = base.join(&t.key.value);
-    let cert_chain = load_certs(
-        &cert_path,
-        t.cert.referenced.line(),
-        &format!("{key}.cert"),
-        issues,
-    );
+    let cert_chain = load_certs(&cert_path, t.cert.referenced.line(), &format!("{key}.cert"), issues);
     let private_key = match PrivateKeyDer::from_pem_file(&key_path) {
         Ok(k) => Some(k),
         Err(e) => {
             issues.push(
                 t.key.referenced.line(),
                 format!("{key}.key"),
-                format!(
-                    "cannot load a private key from {}: {}",
-                    key_path.display(),
-                    pem_error(&e)
-                ),
+                format!("cannot load a private key from {}: {}", key_path.display(), pem_error(&e)),
             );
             None
         }
     };
     let client_ca = match &t.client_ca {
-        Some(ca) => load_certs(
-            &base.join(&ca.value),
-            ca.referenced.line(),
-            &format!("{key}.client_ca"),
-            issues,
-        ),
+        Some(ca) => {
+            load_certs(&base.join(&ca.value), ca.referenced.line(), &format!("{key}.client_ca"), issues)
+        }
         None => {
             if client_auth != ClientAuth::None {
                 issues.push(
@@ -313,15 +268,9 @@ fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConf
 /// (trap 22).
 fn tls_versions(list: Option<&S<Vec<S<String>>>>, key: &str, issues: &mut Issues) -> TlsVersions {
     let Some(list) = list else {
-        return TlsVersions {
-            tls12: true,
-            tls13: true,
-        };
+        return TlsVersions { tls12: true, tls13: true };
     };
-    let mut v = TlsVersions {
-        tls12: false,
-        tls13: false,
-    };
+    let mut v = TlsVersions { tls12: false, tls13: false };
     for entry in &list.value {
         match entry.value.as_str() {
             "1.2" => v.tls12 = true,
@@ -331,23 +280,12 @@ fn tls_versions(list: Option<&S<Vec<S<String>>>>, key: &str, issues: &mut Issues
                 key,
                 format!("TLS `{}` is never offered: use 1.2 and/or 1.3", entry.value),
             ),
-            other => issues.push(
-                entry.referenced.line(),
-                key,
-                format!("`{other}` is not 1.2 or 1.3"),
-            ),
+            other => issues.push(entry.referenced.line(), key, format!("`{other}` is not 1.2 or 1.3")),
         }
     }
     if !v.tls12 && !v.tls13 {
-        issues.push(
-            list.referenced.line(),
-            key,
-            "at least one of 1.2 and 1.3 is required",
-        );
-        v = TlsVersions {
-            tls12: true,
-            tls13: true,
-        };
+        issues.push(list.referenced.line(), key, "at least one of 1.2 and 1.3 is required");
+        v = TlsVersions { tls12: true, tls13: true };
     }
     v
 }
@@ -360,22 +298,13 @@ fn crls(
     issues: &mut Issues,
 ) -> Vec<CertificateRevocationListDer<'static>> {
     let mut out = Vec::new();
-    for (i, entry) in list
-        .map(|l| l.value.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, entry) in list.map(|l| l.value.as_slice()).unwrap_or_default().iter().enumerate() {
         let path = base.join(&entry.value);
         let line = entry.referenced.line();
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {
-                issues.push(
-                    line,
-                    format!("{key}[{i}]"),
-                    format!("cannot read {}: {e}", path.display()),
-                );
+                issues.push(line, format!("{key}[{i}]"), format!("cannot read {}: {e}", path.display()));
                 continue;
             }
         };
@@ -384,11 +313,7 @@ fn crls(
             Ok(list) if !list.is_empty() => out.extend(list),
             // Not PEM: take it as one DER CRL if it is a DER SEQUENCE.
             _ if bytes.first() == Some(&0x30) => out.push(CertificateRevocationListDer::from(bytes)),
-            _ => issues.push(
-                line,
-                format!("{key}[{i}]"),
-                format!("no CRL found in {}", path.display()),
-            ),
+            _ => issues.push(line, format!("{key}[{i}]"), format!("no CRL found in {}", path.display())),
         }
     }
     out
@@ -424,12 +349,20 @@ fn load_certs(
             issues.push(
                 line,
                 key,
-                format!(
-                    "cannot load certificates from {}: {}",
-                    path.display(),
-                    pem_error(&e)
-                ),
+                format!("cannot load certificates from {}: {}", path.display(), pem_error(&e)),
             );
+            None
+        }
+    }
+}
+
+/// An optional positive count (a limit of 0 would refuse everything: a typo, not a policy).
+fn count(v: Option<&S<u64>>, key: &str, issues: &mut Issues) -> Option<usize> {
+    let v = v?;
+    match usize::try_from(v.value) {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            issues.push(v.referenced.line(), key, "must be a positive number");
             None
         }
     }

@@ -58,14 +58,8 @@ pub fn client_commands(dir: &Path, listen: SocketAddr) -> String {
     let port = listen.port();
     let mut s = String::new();
     let _ = writeln!(s, "Subscribe (TLS, server verified against the dev CA):");
-    let _ = writeln!(
-        s,
-        "  mosquitto_sub -h {host} -p {port} --cafile {d}/ca.crt -t 'demo/#' -v"
-    );
-    let _ = writeln!(
-        s,
-        "Publish (mutual TLS with the dev client certificate, CN dev-client):"
-    );
+    let _ = writeln!(s, "  mosquitto_sub -h {host} -p {port} --cafile {d}/ca.crt -t 'demo/#' -v");
+    let _ = writeln!(s, "Publish (mutual TLS with the dev client certificate, CN dev-client):");
     let _ = writeln!(
         s,
         "  mosquitto_pub -h {host} -p {port} --cafile {d}/ca.crt --cert {d}/client.crt --key {d}/client.key -t demo/hello -m 'hello through moat'"

@@ -22,31 +22,22 @@ pub enum PkiError {
 pub fn write_dev_pki(dir: &Path) -> Result<(), PkiError> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "moat dev CA (throwaway)");
+    ca_params.distinguished_name.push(DnType::CommonName, "moat dev CA (throwaway)");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, &ca_key);
 
     let server_key = KeyPair::generate()?;
-    let mut server_params = CertificateParams::new(vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ])?;
-    server_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
+    let mut server_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])?;
+    server_params.distinguished_name.push(DnType::CommonName, "localhost");
     server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = server_params.signed_by(&server_key, &issuer)?;
 
     let client_key = KeyPair::generate()?;
     let mut client_params = CertificateParams::new(Vec::<String>::new())?;
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, "dev-client");
+    client_params.distinguished_name.push(DnType::CommonName, "dev-client");
     client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let client_cert = client_params.signed_by(&client_key, &issuer)?;
 
@@ -60,10 +51,7 @@ pub fn write_dev_pki(dir: &Path) -> Result<(), PkiError> {
 
 fn write(dir: &Path, name: &str, contents: &str, secret: bool) -> Result<(), PkiError> {
     let path = dir.join(name);
-    let err = |source| PkiError::Write {
-        path: path.display().to_string(),
-        source,
-    };
+    let err = |source| PkiError::Write { path: path.display().to_string(), source };
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -201,17 +201,9 @@ impl Metrics {
             upstream_connect_seconds.clone(),
         );
         let protocol_errors = Family::<KindLabels, Counter>::default();
-        registry.register(
-            "protocol_errors",
-            "Protocol violations by kind",
-            protocol_errors.clone(),
-        );
+        registry.register("protocol_errors", "Protocol violations by kind", protocol_errors.clone());
         let denials = Family::<DenyLabels, Counter>::default();
-        registry.register(
-            "denials",
-            "Packets or connections refused by a policy filter",
-            denials.clone(),
-        );
+        registry.register("denials", "Packets or connections refused by a policy filter", denials.clone());
         let authentications = Family::<AuthLabels, Counter>::default();
         registry.register(
             "authentications",
@@ -225,11 +217,7 @@ impl Metrics {
             authentication_seconds.clone(),
         );
         let acl_decisions = Family::<AclLabels, Counter>::default();
-        registry.register(
-            "acl_decisions",
-            "ACL decisions by action and result",
-            acl_decisions.clone(),
-        );
+        registry.register("acl_decisions", "ACL decisions by action and result", acl_decisions.clone());
         let acl_rule_matches = Family::<RuleLabels, Counter>::default();
         registry.register(
             "acl_rule_matches",
@@ -245,22 +233,13 @@ impl Metrics {
 
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
-                packets.get_or_create_owned(&PacketLabels {
-                    direction: d.as_str(),
-                    r#type: t.as_str(),
-                })
+                packets.get_or_create_owned(&PacketLabels { direction: d.as_str(), r#type: t.as_str() })
             })
         };
         let traffic = TrafficCounters {
-            packets: [
-                dir_counters(Direction::Inbound),
-                dir_counters(Direction::Outbound),
-            ],
-            bytes: [Direction::Inbound, Direction::Outbound].map(|d| {
-                bytes.get_or_create_owned(&DirectionLabels {
-                    direction: d.as_str(),
-                })
-            }),
+            packets: [dir_counters(Direction::Inbound), dir_counters(Direction::Outbound)],
+            bytes: [Direction::Inbound, Direction::Outbound]
+                .map(|d| bytes.get_or_create_owned(&DirectionLabels { direction: d.as_str() })),
         };
         Arc::new(Self {
             registry,
@@ -281,18 +260,13 @@ impl Metrics {
 
     pub fn connection(&self, listener: &str, result: ConnResult) {
         self.connections
-            .get_or_create(&ConnectionLabels {
-                listener: listener.to_string(),
-                result: result.as_str(),
-            })
+            .get_or_create(&ConnectionLabels { listener: listener.to_string(), result: result.as_str() })
             .inc();
     }
 
     /// The active-connection gauge of one listener (resolve once per listener).
     pub fn active_gauge(&self, listener: &str) -> Gauge {
-        self.active.get_or_create_owned(&ListenerLabels {
-            listener: listener.to_string(),
-        })
+        self.active.get_or_create_owned(&ListenerLabels { listener: listener.to_string() })
     }
 
     pub fn protocol_error(&self, kind: &'static str) {
@@ -304,25 +278,17 @@ impl Metrics {
     }
 
     pub fn authentication(&self, authenticator: &'static str, result: &'static str) {
-        self.authentications
-            .get_or_create(&AuthLabels {
-                authenticator,
-                result,
-            })
-            .inc();
+        self.authentications.get_or_create(&AuthLabels { authenticator, result }).inc();
     }
 
     /// One ACL decision counter; resolve once and keep it (the ACL runs per packet).
     pub fn acl_counter(&self, action: &'static str, result: &'static str) -> Counter {
-        self.acl_decisions
-            .get_or_create_owned(&AclLabels { action, result })
+        self.acl_decisions.get_or_create_owned(&AclLabels { action, result })
     }
 
     /// The match counter of one ACL rule (rule ids are a bounded, user-chosen set).
     pub fn acl_rule_counter(&self, rule: &str) -> Counter {
-        self.acl_rule_matches.get_or_create_owned(&RuleLabels {
-            rule: rule.to_string(),
-        })
+        self.acl_rule_matches.get_or_create_owned(&RuleLabels { rule: rule.to_string() })
     }
 
     /// Prometheus text exposition.

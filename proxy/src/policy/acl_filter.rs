@@ -59,11 +59,7 @@ impl AclFilter {
             will: per("will"),
             rules: rule_counters,
         };
-        Self {
-            rules,
-            counters: Arc::new(counters),
-            check_delivery,
-        }
+        Self { rules, counters: Arc::new(counters), check_delivery }
     }
 }
 
@@ -87,11 +83,8 @@ impl Filter for AclFilter {
         connect: &Connect<'_>,
     ) -> Result<Option<Box<dyn SessionFilter>>, Deny> {
         let id = &session.identity;
-        let refuse = Deny {
-            reason: ReasonCode::ClientIdentifierNotValid,
-            label: "unsafe_identity",
-            disconnect: true,
-        };
+        let refuse =
+            Deny { reason: ReasonCode::ClientIdentifierNotValid, label: "unsafe_identity", disconnect: true };
         if self.rules.uses_placeholder("clientid") && unsafe_for_placeholders(&id.client_id) {
             return Err(refuse);
         }
@@ -169,11 +162,7 @@ impl AclSession {
         }
         count(Outcome::Deny);
         info!(target: "moat::audit", action, topic = %escape(topic), rule, "ACL denied");
-        Verdict::Deny(Deny {
-            reason: ReasonCode::NotAuthorized,
-            label: "acl",
-            disconnect: self.disconnect,
-        })
+        Verdict::Deny(Deny { reason: ReasonCode::NotAuthorized, label: "acl", disconnect: self.disconnect })
     }
 }
 

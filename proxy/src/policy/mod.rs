@@ -39,11 +39,7 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn deny(reason: ReasonCode, label: &'static str) -> Self {
-        Verdict::Deny(Deny {
-            reason,
-            label,
-            disconnect: false,
-        })
+        Verdict::Deny(Deny { reason, label, disconnect: false })
     }
 }
 

@@ -33,11 +33,7 @@ impl AliasMap {
         alias: Option<u16>,
     ) -> Result<&'a str, ReasonCode> {
         let Some(alias) = alias else {
-            return if topic.is_empty() {
-                Err(ReasonCode::ProtocolError)
-            } else {
-                Ok(topic)
-            };
+            return if topic.is_empty() { Err(ReasonCode::ProtocolError) } else { Ok(topic) };
         };
         if alias == 0 || alias > self.max {
             return Err(ReasonCode::TopicAliasInvalid);
@@ -92,10 +88,7 @@ mod tests {
         let mut m = AliasMap::default();
         assert_eq!(m.resolve("a", Some(1)), Err(ReasonCode::TopicAliasInvalid));
         m.set_max(u16::MAX);
-        assert_eq!(
-            m.resolve("a", Some(MAX_ALIASES + 1)),
-            Err(ReasonCode::TopicAliasInvalid)
-        );
+        assert_eq!(m.resolve("a", Some(MAX_ALIASES + 1)), Err(ReasonCode::TopicAliasInvalid));
         assert_eq!(m.resolve("a", Some(0)), Err(ReasonCode::TopicAliasInvalid));
     }
 

@@ -42,10 +42,7 @@ impl Relay {
             }
             Ok(Packet::Disconnect(_)) => Step::Finish,
             Ok(Packet::Connect(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) | Packet::Pingreq) => {
-                info!(
-                    packet = frame.packet_type().as_str(),
-                    "client-only packet from the broker"
-                );
+                info!(packet = frame.packet_type().as_str(), "client-only packet from the broker");
                 self.broker_error()
             }
             Ok(_) => Step::Continue,
@@ -70,8 +67,7 @@ impl Relay {
         if self.version() != ProtocolVersion::V5 {
             return Step::Continue;
         }
-        self.inbound_aliases
-            .set_max(c.properties.topic_alias_maximum().unwrap_or(0));
+        self.inbound_aliases.set_max(c.properties.topic_alias_maximum().unwrap_or(0));
         match rewrite::connack_for_client(
             c,
             self.ctx.limits.max_packet_size,
@@ -86,11 +82,7 @@ impl Relay {
     }
 
     fn broker_publish(&mut self, p: &Publish<'_>, q: &mut Queues) -> Step {
-        let alias = if self.version() == ProtocolVersion::V5 {
-            p.properties.topic_alias()
-        } else {
-            None
-        };
+        let alias = if self.version() == ProtocolVersion::V5 { p.properties.topic_alias() } else { None };
         let topic = match self.outbound_aliases.resolve(p.topic, alias) {
             Ok(t) => t,
             Err(_) => return self.broker_error(),
@@ -124,14 +116,7 @@ impl Relay {
     /// Queues an ack from moat to the broker, on the client's behalf.
     fn answer_broker(&self, q: &mut Queues, kind: PacketType, packet_id: u16) {
         let before = q.to_upstream.len();
-        encode_ack(
-            &mut q.to_upstream,
-            self.version(),
-            kind,
-            packet_id,
-            ReasonCode::Success,
-            &[],
-        );
+        encode_ack(&mut q.to_upstream, self.version(), kind, packet_id, ReasonCode::Success, &[]);
         let len = q.to_upstream.len() - before;
         self.ctx.metrics.traffic.packet(Direction::Inbound, kind, len);
     }

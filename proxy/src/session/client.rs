@@ -51,11 +51,7 @@ impl Relay {
     }
 
     fn client_publish(&mut self, p: &Publish<'_>, q: &mut Queues) -> Step {
-        let alias = if self.version() == ProtocolVersion::V5 {
-            p.properties.topic_alias()
-        } else {
-            None
-        };
+        let alias = if self.version() == ProtocolVersion::V5 { p.properties.topic_alias() } else { None };
         let topic = match self.inbound_aliases.resolve(p.topic, alias) {
             Ok(t) => t,
             Err(reason) => return Step::Close(self.protocol_error("topic_alias", reason)),
@@ -117,11 +113,7 @@ impl Relay {
             if deny.disconnect {
                 return Step::Close(Some(deny.reason));
             }
-            let code = if v5 {
-                deny.reason.as_u8()
-            } else {
-                SUBACK_FAILURE_V3
-            };
+            let code = if v5 { deny.reason.as_u8() } else { SUBACK_FAILURE_V3 };
             // Allocated only when something is denied: the all-allowed path stays allocation-free.
             let slots = slots.get_or_insert_with(|| vec![None; i]);
             slots.push(Some(code));
@@ -132,30 +124,13 @@ impl Relay {
         if slots.iter().all(Option::is_some) {
             let codes: Vec<u8> = slots.iter().flatten().copied().collect();
             let before = q.to_client.len();
-            encode_suback(
-                &mut q.to_client,
-                self.version(),
-                PacketType::Suback,
-                s.packet_id,
-                &codes,
-                &[],
-            );
+            encode_suback(&mut q.to_client, self.version(), PacketType::Suback, s.packet_id, &codes, &[]);
             self.count_answer(PacketType::Suback, q.to_client.len() - before);
             return Step::Replaced;
         }
-        let permitted: Vec<(&str, SubscriptionOptions)> = s
-            .filters()
-            .zip(&slots)
-            .filter(|(_, slot)| slot.is_none())
-            .map(|(f, _)| f)
-            .collect();
-        encode_subscribe(
-            &mut q.to_upstream,
-            self.version(),
-            s.packet_id,
-            s.properties.raw(),
-            &permitted,
-        );
+        let permitted: Vec<(&str, SubscriptionOptions)> =
+            s.filters().zip(&slots).filter(|(_, slot)| slot.is_none()).map(|(f, _)| f).collect();
+        encode_subscribe(&mut q.to_upstream, self.version(), s.packet_id, s.properties.raw(), &permitted);
         if let Err(reason) = self.pending_subacks.insert(s.packet_id, slots) {
             return Step::Close(self.protocol_error("tracked_ids", reason));
         }

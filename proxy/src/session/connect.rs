@@ -44,10 +44,7 @@ where
         match connect_phase(client, &peer, &ctx, &auth).await {
             Ok(accepted) => {
                 ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
-                accepted
-                    .relay
-                    .run(accepted.client, accepted.upstream, accepted.connect, accepted.buf)
-                    .await;
+                accepted.relay.run(accepted.client, accepted.upstream, accepted.connect, accepted.buf).await;
             }
             Err(result) => ctx.metrics.connection(&peer.listener, result),
         }
@@ -104,15 +101,10 @@ where
     };
     if frame.packet_type() != PacketType::Connect {
         ctx.metrics.protocol_error("first_packet_not_connect");
-        debug!(
-            packet = frame.packet_type().as_str(),
-            "first packet is not CONNECT"
-        );
+        debug!(packet = frame.packet_type().as_str(), "first packet is not CONNECT");
         return Err(ConnResult::ProtocolError);
     }
-    ctx.metrics
-        .traffic
-        .packet(Direction::Inbound, PacketType::Connect, frame.len());
+    ctx.metrics.traffic.packet(Direction::Inbound, PacketType::Connect, frame.len());
 
     let connect = match frame.decode(ProtocolVersion::V311) {
         Ok(Packet::Connect(c)) => c,
@@ -144,11 +136,8 @@ where
     }
 
     // Authentication decides before anything reaches the broker; pipelined packets wait in `buf`.
-    let cert = peer
-        .client_certs
-        .as_ref()
-        .and_then(|c| c.first())
-        .and_then(|leaf| CertIdentity::from_der(leaf));
+    let cert =
+        peer.client_certs.as_ref().and_then(|c| c.first()).and_then(|leaf| CertIdentity::from_der(leaf));
     let peer_cert_cn = cert.as_ref().and_then(|c| c.cn.clone());
     let credentials = Arc::new(Credentials {
         client_id: connect.client_id.to_string(),
@@ -158,16 +147,10 @@ where
     });
     let started = std::time::Instant::now();
     let decision = auth.authenticate(credentials).await;
-    ctx.metrics
-        .authentication_seconds
-        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics.authentication_seconds.observe(started.elapsed().as_secs_f64());
     let mut identity = match decision {
         AuthDecision::Allow(identity) => identity,
-        AuthDecision::Deny {
-            reason,
-            label,
-            authenticator,
-        } => {
+        AuthDecision::Deny { reason, label, authenticator } => {
             info!(
                 target: "moat::audit",
                 authenticator,
@@ -202,11 +185,7 @@ where
         "authenticated"
     );
 
-    let session = SessionInfo {
-        peer: peer.clone(),
-        version,
-        identity,
-    };
+    let session = SessionInfo { peer: peer.clone(), version, identity };
     let filters = match ctx.chain.start_session(&session, &connect) {
         Ok(f) => f,
         Err(deny) => {
@@ -234,28 +213,14 @@ where
     let shown = rewrite::BrokerView::new(&connect, &session.identity, ctx.broker_identity);
     // The broker may use at most this many aliases toward the client (CONNECT is clamped to it);
     // none when deliveries are checked, so a dropped delivery cannot desync the client's aliases.
-    let alias_cap = if ctx.chain.checks_delivery() {
-        0
-    } else {
-        super::alias::MAX_ALIASES
-    };
+    let alias_cap = if ctx.chain.checks_delivery() { 0 } else { super::alias::MAX_ALIASES };
     let connect_bytes = rewrite::connect_for_broker(&connect, &shown, ctx.limits.max_packet_size, alias_cap)
         .unwrap_or_else(|| frame.bytes().clone());
     debug!(version = version.level(), "CONNECT accepted, relaying");
-    let client_alias_max = connect
-        .properties
-        .topic_alias_maximum()
-        .unwrap_or(0)
-        .min(alias_cap);
+    let client_alias_max = connect.properties.topic_alias_maximum().unwrap_or(0).min(alias_cap);
     let mut relay = Relay::new(ctx.clone(), session, filters, keep_alive, client_alias_max);
     relay.assigned_client_id = assigned_client_id;
-    Ok(Accepted {
-        client,
-        upstream,
-        connect: connect_bytes,
-        buf,
-        relay,
-    })
+    Ok(Accepted { client, upstream, connect: connect_bytes, buf, relay })
 }
 
 /// Answers a refused CONNECT with a CONNACK carrying `reason` (its 3.1.1 return code for 3.1.x).
@@ -271,22 +236,12 @@ async fn refuse<S: AsyncWrite + Unpin>(client: &mut S, version: ProtocolVersion,
 async fn refuse_invalid_connect<S: AsyncWrite + Unpin>(client: &mut S, body: &[u8], e: &CodecError) {
     match (e, connect_level(body)) {
         (CodecError::UnsupportedVersion(_), _) => {
-            refuse(
-                client,
-                ProtocolVersion::V311,
-                ReasonCode::UnsupportedProtocolVersion,
-            )
-            .await
+            refuse(client, ProtocolVersion::V311, ReasonCode::UnsupportedProtocolVersion).await
         }
         (_, Some(5)) => refuse(client, ProtocolVersion::V5, e.reason_code()).await,
         // 3.1.x: a rejected client identifier must be answered with return code 2.
         (_, Some(3 | 4)) if e.reason_code() == ReasonCode::ClientIdentifierNotValid => {
-            refuse(
-                client,
-                ProtocolVersion::V311,
-                ReasonCode::ClientIdentifierNotValid,
-            )
-            .await
+            refuse(client, ProtocolVersion::V311, ReasonCode::ClientIdentifierNotValid).await
         }
         _ => {}
     }
@@ -302,14 +257,9 @@ fn connect_level(body: &[u8]) -> Option<u8> {
 fn assign_client_id() -> String {
     let mut bytes = [0u8; 8];
     // aws-lc's CSPRNG; if it ever failed, a time-derived id is still unique enough for a broker.
-    if rustls::crypto::aws_lc_rs::default_provider()
-        .secure_random
-        .fill(&mut bytes)
-        .is_err()
-    {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+    if rustls::crypto::aws_lc_rs::default_provider().secure_random.fill(&mut bytes).is_err() {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         bytes = (nanos as u64).to_be_bytes();
     }
     let mut id = String::with_capacity(21);

@@ -74,11 +74,8 @@ impl PendingSubacks {
             return Some(Err(()));
         }
         let mut codes = broker_codes.iter();
-        let merged = partial
-            .slots
-            .iter()
-            .map(|slot| slot.or_else(|| codes.next().copied()).unwrap_or(0x80))
-            .collect();
+        let merged =
+            partial.slots.iter().map(|slot| slot.or_else(|| codes.next().copied()).unwrap_or(0x80)).collect();
         Some(Ok(merged))
     }
 }
@@ -90,8 +87,7 @@ mod tests {
     #[test]
     fn merge_restores_original_order() {
         let mut p = PendingSubacks::default();
-        p.insert(7, vec![Some(0x87), None, Some(0x87), None])
-            .expect("insert");
+        p.insert(7, vec![Some(0x87), None, Some(0x87), None]).expect("insert");
         assert_eq!(p.merge(7, &[1, 2]), Some(Ok(vec![0x87, 1, 0x87, 2])));
         assert_eq!(p.merge(7, &[1, 2]), None, "consumed");
     }

@@ -244,10 +244,7 @@ impl Relay {
                 let before = q.to_client.len();
                 encode_disconnect(&mut q.to_client, ProtocolVersion::V5, reason, &[]);
                 let len = q.to_client.len() - before;
-                self.ctx
-                    .metrics
-                    .traffic
-                    .packet(Direction::Outbound, PacketType::Disconnect, len);
+                self.ctx.metrics.traffic.packet(Direction::Outbound, PacketType::Disconnect, len);
             }
         }
         if !client_eof {
@@ -277,10 +274,7 @@ impl Relay {
                 Ok(Split::Frame(f)) => f,
                 Err(e) => return Some(self.protocol_error(e.kind(), e.reason_code())),
             };
-            self.ctx
-                .metrics
-                .traffic
-                .packet(Direction::Inbound, frame.packet_type(), frame.len());
+            self.ctx.metrics.traffic.packet(Direction::Inbound, frame.packet_type(), frame.len());
             match self.on_client_frame(&frame, q) {
                 Step::Continue => q.to_upstream.extend_from_slice(frame.bytes()),
                 Step::Replaced => {}
@@ -304,10 +298,7 @@ impl Relay {
                     return self.broker_error();
                 }
             };
-            self.ctx
-                .metrics
-                .traffic
-                .packet(Direction::Outbound, frame.packet_type(), frame.len());
+            self.ctx.metrics.traffic.packet(Direction::Outbound, frame.packet_type(), frame.len());
             match self.on_upstream_frame(&frame, q) {
                 Step::Continue => q.to_client.extend_from_slice(frame.bytes()),
                 Step::Replaced => {}

@@ -64,22 +64,14 @@ pub(crate) struct BrokerView<'a> {
 
 impl<'a> BrokerView<'a> {
     pub(crate) fn new(c: &Connect<'a>, identity: &'a Identity, policy: BrokerIdentity) -> Self {
-        let username = if policy.verified_username {
-            identity.username.as_deref()
-        } else {
-            c.username
-        };
+        let username = if policy.verified_username { identity.username.as_deref() } else { c.username };
         // 3.1.1 forbids a password without a username.
         let password = if policy.keep_password && (username.is_some() || c.version == ProtocolVersion::V5) {
             c.password
         } else {
             None
         };
-        Self {
-            client_id: &identity.client_id,
-            username,
-            password,
-        }
+        Self { client_id: &identity.client_id, username, password }
     }
 
     fn differs_from(&self, c: &Connect<'_>) -> bool {
@@ -131,13 +123,7 @@ pub(crate) fn connack_for_client(
     let props = clamp_limits(&c.properties, limit_u32(max_packet_size), MAX_ALIASES, assigned)?;
     let code = ReasonCode::from_u8(c.code)?;
     let mut out = BytesMut::new();
-    encode_connack(
-        &mut out,
-        ProtocolVersion::V5,
-        c.session_present,
-        code,
-        props.as_bytes(),
-    );
+    encode_connack(&mut out, ProtocolVersion::V5, c.session_present, code, props.as_bytes());
     Some(out)
 }
 
@@ -146,10 +132,7 @@ mod tests {
     use super::*;
     use crate::codec::{split_frame, Packet, Split};
 
-    const TRANSPARENT: BrokerIdentity = BrokerIdentity {
-        verified_username: false,
-        keep_password: true,
-    };
+    const TRANSPARENT: BrokerIdentity = BrokerIdentity { verified_username: false, keep_password: true };
 
     fn same_identity(c: &Connect<'_>) -> Identity {
         Identity {
@@ -161,9 +144,7 @@ mod tests {
 
     fn decode_one(bytes: &[u8], v: ProtocolVersion, f: impl FnOnce(Packet<'_>)) {
         let mut buf = BytesMut::from(bytes);
-        let Ok(Split::Frame(frame)) = split_frame(&mut buf, 1 << 20) else {
-            panic!("frame")
-        };
+        let Ok(Split::Frame(frame)) = split_frame(&mut buf, 1 << 20) else { panic!("frame") };
         f(frame.decode(v).expect("valid"));
     }
 
@@ -210,24 +191,19 @@ mod tests {
 
     #[test]
     fn v311_connect_is_never_rewritten() {
-        let connect = [
-            0x10, 14, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0x02, 0x00, 30, 0x00, 0x02, b'c', b'1',
-        ];
+        let connect =
+            [0x10, 14, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0x02, 0x00, 30, 0x00, 0x02, b'c', b'1'];
         decode_one(&connect, ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let id = same_identity(&c);
-            assert!(
-                connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 64, MAX_ALIASES).is_none()
-            );
+            assert!(connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 64, MAX_ALIASES).is_none());
         });
     }
 
     #[test]
     fn connack_announces_moats_limit_when_the_broker_allows_more() {
         // CONNACK v5: session present, success, props: maximum packet size 268435455, topic alias max 10.
-        let connack = [
-            0x20, 11, 0x01, 0x00, 8, 0x27, 0x0F, 0xFF, 0xFF, 0xFF, 0x22, 0x00, 0x0A,
-        ];
+        let connack = [0x20, 11, 0x01, 0x00, 8, 0x27, 0x0F, 0xFF, 0xFF, 0xFF, 0x22, 0x00, 0x0A];
         let mut rewritten = None;
         decode_one(&connack, ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
@@ -291,18 +267,12 @@ mod tests {
             0x10, 31, 0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0xC2, 0x00, 30, 0x00, 0x02, b'c', b'1', 0x00,
             0x07, b'c', b'l', b'a', b'i', b'm', b'e', b'd', 0x00, 0x06, b's', b'e', b'c', b'r', b'e', b't',
         ];
-        let anonymous = Identity {
-            client_id: "c1".to_string(),
-            ..Identity::default()
-        };
+        let anonymous = Identity { client_id: "c1".to_string(), ..Identity::default() };
         let mut rewritten = None;
         decode_one(&connect, ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             // Even with `password: keep`, 3.1.1 cannot carry a password without a username.
-            let policy = BrokerIdentity {
-                verified_username: true,
-                keep_password: true,
-            };
+            let policy = BrokerIdentity { verified_username: true, keep_password: true };
             rewritten =
                 connect_for_broker(&c, &BrokerView::new(&c, &anonymous, policy), 1 << 20, MAX_ALIASES);
         });

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 use crate::config::ListenerConfig;
 use crate::metrics::ConnResult;
 use crate::policy::authn::AuthChain;
+use crate::policy::limits::{ConnectionLimits, LimitHit};
 use crate::policy::{PeerInfo, Verdict};
 use crate::session::{self, Context};
 
@@ -23,11 +24,7 @@ use super::tls::{server_config, TlsSetupError};
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
     #[error("listener `{name}`: cannot bind {addr}: {source}")]
-    Bind {
-        name: String,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { name: String, addr: SocketAddr, source: std::io::Error },
     #[error("listener `{name}`: {source}")]
     Tls { name: String, source: TlsSetupError },
 }
@@ -52,23 +49,22 @@ impl Listener {
 }
 
 /// Binds a listener and builds its TLS config (failing before any traffic is accepted).
-pub async fn bind(cfg: &ListenerConfig, auth: AuthChain) -> Result<Listener, ListenError> {
+pub async fn bind(
+    cfg: &ListenerConfig,
+    auth: AuthChain,
+    limits: Arc<ConnectionLimits>,
+) -> Result<Listener, ListenError> {
     let tls = match &cfg.tls {
-        Some(t) => Some(TlsAcceptor::from(server_config(t).map_err(|source| {
-            ListenError::Tls {
-                name: cfg.name.clone(),
-                source,
-            }
-        })?)),
+        Some(t) => Some(TlsAcceptor::from(
+            server_config(t).map_err(|source| ListenError::Tls { name: cfg.name.clone(), source })?,
+        )),
         None => None,
     };
-    let socket = TcpListener::bind(cfg.bind)
-        .await
-        .map_err(|source| ListenError::Bind {
-            name: cfg.name.clone(),
-            addr: cfg.bind,
-            source,
-        })?;
+    let socket = TcpListener::bind(cfg.bind).await.map_err(|source| ListenError::Bind {
+        name: cfg.name.clone(),
+        addr: cfg.bind,
+        source,
+    })?;
     Ok(Listener {
         name: cfg.name.as_str().into(),
         socket,
@@ -76,6 +72,8 @@ pub async fn bind(cfg: &ListenerConfig, auth: AuthChain) -> Result<Listener, Lis
         framing: Framing {
             websocket: cfg.websocket_path.as_deref().map(Arc::from),
             proxy_protocol: cfg.proxy_protocol,
+            limits,
+            max_connections: cfg.max_connections,
         },
         auth: Arc::new(auth),
     })
@@ -101,11 +99,7 @@ impl Listener {
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let info = PeerInfo {
-                peer,
-                listener: self.name.clone(),
-                client_certs: None,
-            };
+            let info = PeerInfo { peer, listener: self.name.clone(), client_certs: None };
             // Behind a PROXY-protocol balancer the socket's peer is the balancer: check later.
             if !self.framing.proxy_protocol {
                 if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
@@ -143,6 +137,9 @@ struct Framing {
     websocket: Option<Arc<str>>,
     /// A PROXY protocol header precedes everything (the listener sits behind a balancer).
     proxy_protocol: bool,
+    /// Connection caps (total and per address shared by all listeners; this listener's own).
+    limits: Arc<ConnectionLimits>,
+    max_connections: Option<usize>,
 }
 
 async fn handle(
@@ -180,6 +177,21 @@ async fn handle(
             return;
         }
     }
+    // Held for the life of the connection; refused before any TLS work when a cap is reached.
+    let _slot = match framing.limits.try_acquire(&info.listener, framing.max_connections, info.peer.ip()) {
+        Ok(slot) => slot,
+        Err(hit) => {
+            let label = match hit {
+                LimitHit::Total => "connection_limit_total",
+                LimitHit::Listener => "connection_limit_listener",
+                LimitHit::PerIp => "connection_limit_per_ip",
+            };
+            debug!(peer = %info.peer, reason = label, "connection refused");
+            ctx.metrics.denied("accept", label);
+            ctx.metrics.connection(&info.listener, ConnResult::Denied);
+            return;
+        }
+    };
     match tls {
         None => serve_stream(tcp, info, framing, ctx, auth).await,
         Some(acceptor) => {

@@ -10,9 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-const V2_SIGNATURE: [u8; 12] = [
-    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
-];
+const V2_SIGNATURE: [u8; 12] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A];
 const V1_MAX: usize = 107;
 /// Largest v2 address block accepted (addresses plus TLVs); real balancers send far less.
 const V2_MAX_BODY: usize = 1024;
@@ -61,25 +59,18 @@ pub async fn read_header<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Socke
 }
 
 async fn read_exact<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Result<(), ProxyHeaderError> {
-    r.read_exact(buf)
-        .await
-        .map(|_| ())
-        .map_err(|_| ProxyHeaderError::Closed)
+    r.read_exact(buf).await.map(|_| ()).map_err(|_| ProxyHeaderError::Closed)
 }
 
 /// `PROXY TCP4|TCP6 SRC DST SPORT DPORT\r\n` or `PROXY UNKNOWN…\r\n`.
 pub fn parse_v1(line: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {
     let text = std::str::from_utf8(line).map_err(|_| ProxyHeaderError::Malformed("v1 not ASCII"))?;
-    let text = text
-        .strip_suffix("\r\n")
-        .ok_or(ProxyHeaderError::Malformed("v1 without CRLF"))?;
+    let text = text.strip_suffix("\r\n").ok_or(ProxyHeaderError::Malformed("v1 without CRLF"))?;
     let mut parts = text.split(' ');
     if parts.next() != Some("PROXY") {
         return Err(ProxyHeaderError::Missing);
     }
-    let family = parts
-        .next()
-        .ok_or(ProxyHeaderError::Malformed("v1 without family"))?;
+    let family = parts.next().ok_or(ProxyHeaderError::Malformed("v1 without family"))?;
     if family == "UNKNOWN" {
         return Ok(None);
     }
@@ -87,24 +78,16 @@ pub fn parse_v1(line: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {
     let [src, _dst, sport, _dport] = fields.as_slice() else {
         return Err(ProxyHeaderError::Malformed("v1 field count"));
     };
-    let ip: IpAddr = src
-        .parse()
-        .map_err(|_| ProxyHeaderError::Malformed("v1 source address"))?;
+    let ip: IpAddr = src.parse().map_err(|_| ProxyHeaderError::Malformed("v1 source address"))?;
     match (family, ip) {
         ("TCP4", IpAddr::V4(_)) | ("TCP6", IpAddr::V6(_)) => {}
-        _ => {
-            return Err(ProxyHeaderError::Malformed(
-                "v1 family does not match the address",
-            ))
-        }
+        _ => return Err(ProxyHeaderError::Malformed("v1 family does not match the address")),
     }
     // Ports are decimal without sign or leading zeros beyond "0".
     if sport.is_empty() || sport.len() > 5 || !sport.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ProxyHeaderError::Malformed("v1 source port"));
     }
-    let port: u16 = sport
-        .parse()
-        .map_err(|_| ProxyHeaderError::Malformed("v1 source port"))?;
+    let port: u16 = sport.parse().map_err(|_| ProxyHeaderError::Malformed("v1 source port"))?;
     Ok(Some(SocketAddr::new(ip, port)))
 }
 
@@ -121,18 +104,14 @@ pub fn parse_v2(ver_cmd: u8, fam: u8, body: &[u8]) -> Result<Option<SocketAddr>,
     match fam {
         // TCP over IPv4: src(4) dst(4) sport(2) dport(2)
         0x11 => {
-            let a = body
-                .get(..12)
-                .ok_or(ProxyHeaderError::Malformed("v2 IPv4 block short"))?;
+            let a = body.get(..12).ok_or(ProxyHeaderError::Malformed("v2 IPv4 block short"))?;
             let ip = Ipv4Addr::new(a[0], a[1], a[2], a[3]);
             let port = u16::from_be_bytes([a[8], a[9]]);
             Ok(Some(SocketAddr::new(IpAddr::V4(ip), port)))
         }
         // TCP over IPv6: src(16) dst(16) sport(2) dport(2)
         0x21 => {
-            let a = body
-                .get(..36)
-                .ok_or(ProxyHeaderError::Malformed("v2 IPv6 block short"))?;
+            let a = body.get(..36).ok_or(ProxyHeaderError::Malformed("v2 IPv6 block short"))?;
             let mut octets = [0u8; 16];
             octets.copy_from_slice(&a[..16]);
             let port = u16::from_be_bytes([a[32], a[33]]);
@@ -173,9 +152,7 @@ mod tests {
     #[tokio::test]
     async fn v2_tcp4_and_local() {
         let mut h = V2_SIGNATURE.to_vec();
-        h.extend_from_slice(&[
-            0x21, 0x11, 0x00, 0x0C, 198, 51, 100, 9, 10, 0, 0, 1, 0x9C, 0x40, 0x22, 0xB3,
-        ]);
+        h.extend_from_slice(&[0x21, 0x11, 0x00, 0x0C, 198, 51, 100, 9, 10, 0, 0, 1, 0x9C, 0x40, 0x22, 0xB3]);
         h.extend_from_slice(b"TLS");
         let (r, rest) = read(&h).await;
         assert_eq!(r, Ok(Some("198.51.100.9:40000".parse().expect("addr"))));
@@ -197,22 +174,13 @@ mod tests {
             b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
             b"PROXY TCP9 1.2.3.4 5.6.7.8 1 1\r\n",
         ] {
-            assert!(
-                matches!(read(bad).await.0, Err(ProxyHeaderError::Malformed(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(read(bad).await.0, Err(ProxyHeaderError::Malformed(_))), "{bad:?}");
         }
         let long = [b"PROXY ".as_slice(), &[b'x'; 200]].concat();
-        assert_eq!(
-            read(&long).await.0,
-            Err(ProxyHeaderError::Malformed("v1 line too long"))
-        );
+        assert_eq!(read(&long).await.0, Err(ProxyHeaderError::Malformed("v1 line too long")));
         let mut big = V2_SIGNATURE.to_vec();
         big.extend_from_slice(&[0x21, 0x11, 0xFF, 0xFF]);
-        assert_eq!(
-            read(&big).await.0,
-            Err(ProxyHeaderError::Malformed("v2 header too long"))
-        );
+        assert_eq!(read(&big).await.0, Err(ProxyHeaderError::Malformed("v2 header too long")));
         assert_eq!(read(b"PRO").await.0, Err(ProxyHeaderError::Closed));
     }
 }

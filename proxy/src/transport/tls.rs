@@ -39,9 +39,7 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsSetupError
         ClientAuth::Optional | ClientAuth::Required => {
             let mut roots = RootCertStore::empty();
             for ca in &cfg.client_ca {
-                roots
-                    .add(ca.clone())
-                    .map_err(|e| TlsSetupError::ClientCa(e.to_string()))?;
+                roots.add(ca.clone()).map_err(|e| TlsSetupError::ClientCa(e.to_string()))?;
             }
             // CRLs are checked for the whole chain, and a CRL past its nextUpdate refuses clients
             // unless configured otherwise: stale revocation data fails closed.
@@ -56,9 +54,7 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsSetupError
                 verifier
             };
             builder.with_client_cert_verifier(
-                verifier
-                    .build()
-                    .map_err(|e| TlsSetupError::ClientCa(e.to_string()))?,
+                verifier.build().map_err(|e| TlsSetupError::ClientCa(e.to_string()))?,
             )
         }
     };

@@ -21,13 +21,7 @@ pub async fn dial(addr: &str, timeout: Duration) -> Result<(TcpStream, Duration)
             let _ = stream.set_nodelay(true);
             Ok((stream, started.elapsed()))
         }
-        Ok(Err(source)) => Err(DialError::Io {
-            addr: addr.to_string(),
-            source,
-        }),
-        Err(_) => Err(DialError::Timeout {
-            addr: addr.to_string(),
-            timeout,
-        }),
+        Ok(Err(source)) => Err(DialError::Io { addr: addr.to_string(), source }),
+        Err(_) => Err(DialError::Timeout { addr: addr.to_string(), timeout }),
     }
 }

@@ -53,20 +53,13 @@ where
                 }
                 Ok(resp)
             }
-            None => Err(refusal(
-                StatusCode::BAD_REQUEST,
-                "the `mqtt` subprotocol is required",
-            )),
+            None => Err(refusal(StatusCode::BAD_REQUEST, "the `mqtt` subprotocol is required")),
         }
     };
     let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config))
         .await
         .map_err(io::Error::other)?;
-    Ok(WsStream {
-        ws,
-        pending: Bytes::new(),
-        unflushed: false,
-    })
+    Ok(WsStream { ws, pending: Bytes::new(), unflushed: false })
 }
 
 fn refusal(status: StatusCode, why: &str) -> ErrorResponse {
@@ -110,10 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
                 Some(Ok(Message::Binary(b))) => this.pending = b,
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 Some(Ok(Message::Text(_))) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "text frame on MQTT",
-                    )))
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "text frame on MQTT")))
                 }
                 Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
             }

@@ -20,10 +20,7 @@ use report::{Kind, Report, Row};
 use tokio::time::Instant;
 
 #[derive(Parser)]
-#[command(
-    name = "moat-bench",
-    about = "Direct broker vs HAProxy TLS vs moat TLS, one run, one broker"
-)]
+#[command(name = "moat-bench", about = "Direct broker vs HAProxy TLS vs moat TLS, one run, one broker")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -107,11 +104,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 100)]
     clk_tck: u64,
     /// Comma-separated subset of: idle,handshake,throughput,latency.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "idle,handshake,throughput,latency"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "idle,handshake,throughput,latency")]
     workloads: Vec<String>,
     /// Also write the markdown report here.
     #[arg(long)]
@@ -126,27 +119,19 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::GenPki { dir } => pki::generate(&dir),
         Cmd::FreePorts { n } => {
-            let ls: Vec<_> = (0..n)
-                .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-                .collect::<Result<_, _>>()?;
+            let ls: Vec<_> =
+                (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
             for l in &ls {
                 println!("{}", l.local_addr()?.port());
             }
             Ok(())
         }
-        Cmd::Run(a) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(run(*a)),
+        Cmd::Run(a) => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(*a)),
     }
 }
 
 fn row(name: impl Into<String>, kind: Kind) -> Row {
-    Row {
-        name: name.into(),
-        kind,
-        vals: Default::default(),
-    }
+    Row { name: name.into(), kind, vals: Default::default() }
 }
 
 fn idx(t: &net::Target) -> usize {
@@ -206,13 +191,7 @@ async fn run(a: RunArgs) -> Result<()> {
 
     let mut targets = Vec::new();
     if let Some(addr) = a.direct {
-        targets.push(net::Target {
-            key: "a",
-            label: "direct",
-            addr,
-            tls: None,
-            pid: a.broker_pid,
-        });
+        targets.push(net::Target { key: "a", label: "direct", addr, tls: None, pid: a.broker_pid });
     }
     let tls = match (&a.ca, a.haproxy.is_some() || a.moat.is_some()) {
         (Some(ca), true) => Some(net::client_tls(ca, &a.server_name, &a.kx)?),
@@ -220,41 +199,23 @@ async fn run(a: RunArgs) -> Result<()> {
         _ => None,
     };
     if let Some(addr) = a.haproxy {
-        targets.push(net::Target {
-            key: "b",
-            label: "HAProxy",
-            addr,
-            tls: tls.clone(),
-            pid: a.haproxy_pid,
-        });
+        targets.push(net::Target { key: "b", label: "HAProxy", addr, tls: tls.clone(), pid: a.haproxy_pid });
     }
     if let Some(addr) = a.moat {
-        targets.push(net::Target {
-            key: "c",
-            label: "moat",
-            addr,
-            tls: tls.clone(),
-            pid: a.moat_pid,
-        });
+        targets.push(net::Target { key: "c", label: "moat", addr, tls: tls.clone(), pid: a.moat_pid });
     }
     if targets.is_empty() {
         bail!("no target: give at least one of --direct, --haproxy, --moat");
     }
     let wl = |w: &str| a.workloads.iter().any(|x| x == w);
     let slack = Duration::from_secs(40);
-    let mut rep = Report {
-        headline: Vec::new(),
-        detail: Vec::new(),
-        notes: Vec::new(),
-    };
+    let mut rep = Report { headline: Vec::new(), detail: Vec::new(), notes: Vec::new() };
     let started = Instant::now();
     let load_start = loadavg();
     for t in targets.iter().filter(|t| t.tls.is_some()) {
         match net::probe_tls(t, cfg.io_timeout).await {
             Ok(p) => rep.notes.push(format!("TLS negotiated with {}: {p}", t.label)),
-            Err(e) => rep
-                .notes
-                .push(format!("TLS probe of {} failed: {}", t.label, err_string(&e))),
+            Err(e) => rep.notes.push(format!("TLS probe of {} failed: {}", t.label, err_string(&e))),
         }
     }
 
@@ -319,10 +280,7 @@ async fn run(a: RunArgs) -> Result<()> {
     };
 
     if wl("handshake") {
-        let mut h = row(
-            "Full handshakes/s (TCP + TLS + CONNECT/CONNACK + close; (a): no TLS)",
-            Kind::Rate,
-        );
+        let mut h = row("Full handshakes/s (TCP + TLS + CONNECT/CONNACK + close; (a): no TLS)", Kind::Rate);
         let mut c = row("CPU µs per handshake (measured process)", Kind::Cost);
         for round in 0..rounds {
             for t in &targets {
@@ -367,21 +325,11 @@ async fn run(a: RunArgs) -> Result<()> {
 
     if wl("throughput") {
         for (qos, size) in [(0u8, 64usize), (0, 4096), (1, 64), (1, 4096)] {
-            let sz = if size >= 1024 {
-                format!("{} KiB", size / 1024)
-            } else {
-                format!("{size} B")
-            };
-            let mut h = row(
-                format!("Throughput QoS {qos}, {sz}, {}→1, msg/s", cfg.publishers),
-                Kind::Rate,
-            );
+            let sz = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
+            let mut h = row(format!("Throughput QoS {qos}, {sz}, {}→1, msg/s", cfg.publishers), Kind::Rate);
             let mut c = row(format!("CPU µs per message, QoS {qos}, {sz}"), Kind::Cost);
             let mut bc = row(format!("Broker CPU µs per message, QoS {qos}, {sz}"), Kind::Cost);
-            let mut cc = row(
-                format!("Client (moat-bench) CPU µs per message, QoS {qos}, {sz}"),
-                Kind::Cost,
-            );
+            let mut cc = row(format!("Client (moat-bench) CPU µs per message, QoS {qos}, {sz}"), Kind::Cost);
             for round in 0..rounds {
                 for t in &targets {
                     eprintln!(
@@ -427,14 +375,8 @@ async fn run(a: RunArgs) -> Result<()> {
 
     if wl("latency") {
         for qos in [0u8, 1] {
-            let mut p50 = row(
-                format!("Latency QoS {qos} p50 at {}/s, µs", cfg.rate),
-                Kind::Latency,
-            );
-            let mut p99 = row(
-                format!("Latency QoS {qos} p99 at {}/s, µs", cfg.rate),
-                Kind::Latency,
-            );
+            let mut p50 = row(format!("Latency QoS {qos} p50 at {}/s, µs", cfg.rate), Kind::Latency);
+            let mut p99 = row(format!("Latency QoS {qos} p99 at {}/s, µs", cfg.rate), Kind::Latency);
             let mut p999 = row(format!("Latency QoS {qos} p99.9, µs"), Kind::Latency);
             let mut max = row(format!("Latency QoS {qos} max, µs"), Kind::Latency);
             for round in 0..rounds {

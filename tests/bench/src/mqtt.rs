@@ -97,11 +97,7 @@ pub fn parse_publish(header: u8, body: &[u8]) -> Result<Publish<'_>> {
     if body.len() < at {
         bail!("short PUBLISH");
     }
-    Ok(Publish {
-        qos,
-        packet_id,
-        payload: &body[at..],
-    })
+    Ok(Publish { qos, packet_id, payload: &body[at..] })
 }
 
 /// Buffers an incoming byte stream and yields whole frames.
@@ -111,9 +107,7 @@ pub struct Reader {
 
 impl Default for Reader {
     fn default() -> Self {
-        Self {
-            buf: BytesMut::with_capacity(64 * 1024),
-        }
+        Self { buf: BytesMut::with_capacity(64 * 1024) }
     }
 }
 
@@ -192,10 +186,7 @@ mod tests {
                 let f = frames(&buf, 7);
                 assert_eq!(f.len(), 2, "len {len} qos {qos}");
                 let p = parse_publish(f[0].0, &f[0].1).unwrap();
-                assert_eq!(
-                    (p.qos, p.packet_id, p.payload.len()),
-                    (qos, if qos > 0 { 42 } else { 0 }, len)
-                );
+                assert_eq!((p.qos, p.packet_id, p.payload.len()), (qos, if qos > 0 { 42 } else { 0 }, len));
                 assert_eq!(&p.payload[..len.min(3)], &b"abc"[..len.min(3)]);
                 assert_eq!(f[1], (0xE0, vec![]));
             }

@@ -60,10 +60,7 @@ pub fn client_tls(ca: &Path, server_name: &str, kx: &str) -> Result<Tls> {
     cfg.resumption = Resumption::disabled();
     let server_name =
         ServerName::try_from(server_name.to_string()).map_err(|e| anyhow!("server name: {e}"))?;
-    Ok(Tls {
-        connector: TlsConnector::from(Arc::new(cfg)),
-        server_name,
-    })
+    Ok(Tls { connector: TlsConnector::from(Arc::new(cfg)), server_name })
 }
 
 /// TCP connect (+ TLS handshake), all within `to`.
@@ -88,9 +85,7 @@ pub async fn dial(t: &Target, to: Duration) -> Result<Stream> {
 /// TLS parameters a fresh connection to `t` negotiates, e.g. "TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519".
 pub async fn probe_tls(t: &Target, to: Duration) -> Result<String> {
     let tls = t.tls.as_ref().ok_or_else(|| anyhow!("not a TLS target"))?;
-    let tcp = timeout(to, TcpStream::connect(t.addr))
-        .await
-        .map_err(|_| anyhow!("connect timed out"))??;
+    let tcp = timeout(to, TcpStream::connect(t.addr)).await.map_err(|_| anyhow!("connect timed out"))??;
     let s = timeout(to, tls.connector.connect(tls.server_name.clone(), tcp))
         .await
         .map_err(|_| anyhow!("TLS handshake timed out"))??;
@@ -98,12 +93,8 @@ pub async fn probe_tls(t: &Target, to: Duration) -> Result<String> {
     Ok(format!(
         "{:?} {:?} {:?}",
         c.protocol_version().ok_or_else(|| anyhow!("no version"))?,
-        c.negotiated_cipher_suite()
-            .map(|s| s.suite())
-            .ok_or_else(|| anyhow!("no suite"))?,
-        c.negotiated_key_exchange_group()
-            .map(|g| g.name())
-            .ok_or_else(|| anyhow!("no kx group"))?,
+        c.negotiated_cipher_suite().map(|s| s.suite()).ok_or_else(|| anyhow!("no suite"))?,
+        c.negotiated_key_exchange_group().map(|g| g.name()).ok_or_else(|| anyhow!("no kx group"))?,
     ))
 }
 
@@ -144,9 +135,7 @@ pub async fn open(t: &Target, client_id: &str, to: Duration) -> Result<(Stream, 
     mqtt::connect(&mut buf, client_id, 600);
     write_all(&mut s, &buf, to).await?;
     let mut rd = mqtt::Reader::default();
-    let (h, body) = read_frame(&mut s, &mut rd, to)
-        .await
-        .context("waiting for CONNACK")?;
+    let (h, body) = read_frame(&mut s, &mut rd, to).await.context("waiting for CONNACK")?;
     if h != mqtt::CONNACK || body.len() != 2 {
         bail!("expected CONNACK, got packet type 0x{h:02x}");
     }
@@ -168,9 +157,7 @@ pub async fn open_subscriber(
     let mut buf = Vec::new();
     mqtt::subscribe(&mut buf, 1, filter, qos);
     write_all(&mut s, &buf, to).await?;
-    let (h, body) = read_frame(&mut s, &mut rd, to)
-        .await
-        .context("waiting for SUBACK")?;
+    let (h, body) = read_frame(&mut s, &mut rd, to).await.context("waiting for SUBACK")?;
     if h != mqtt::SUBACK || body.len() != 3 {
         bail!("expected SUBACK, got packet type 0x{h:02x}");
     }

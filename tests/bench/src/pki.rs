@@ -14,22 +14,15 @@ pub fn generate(dir: &Path) -> Result<()> {
 
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "moat-bench throwaway CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    ca.distinguished_name.push(DnType::CommonName, "moat-bench throwaway CA");
+    ca.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
 
-    let mut srv = CertificateParams::new(vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ])?;
+    let mut srv =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])?;
     srv.distinguished_name.push(DnType::CommonName, "localhost");
     srv.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -44,10 +37,7 @@ pub fn generate(dir: &Path) -> Result<()> {
     write("server.crt", &srv_cert.pem())?;
     write("server.key", &srv_key.serialize_pem())?;
     // HAProxy's `crt` wants certificate chain and key in one file.
-    write(
-        "combined.pem",
-        &format!("{}{}", srv_cert.pem(), srv_key.serialize_pem()),
-    )?;
+    write("combined.pem", &format!("{}{}", srv_cert.pem(), srv_key.serialize_pem()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

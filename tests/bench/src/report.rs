@@ -32,11 +32,7 @@ impl Cell {
         let mut v = self.samples.clone();
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        Some(Ok(if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }))
+        Some(Ok(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }))
     }
     /// (max − min) / median, in %, when there are several samples.
     fn spread_pct(&self) -> Option<f64> {
@@ -124,10 +120,8 @@ fn delta(a: Option<f64>, b: Option<f64>) -> String {
 }
 
 fn table(rows: &[Row], out: &mut String) {
-    let rows: Vec<(&Row, [Shown; 3])> = rows
-        .iter()
-        .map(|r| (r, [r.vals[0].value(), r.vals[1].value(), r.vals[2].value()]))
-        .collect();
+    let rows: Vec<(&Row, [Shown; 3])> =
+        rows.iter().map(|r| (r, [r.vals[0].value(), r.vals[1].value(), r.vals[2].value()])).collect();
     out.push_str("| Figure | (a) direct | (b) HAProxy TLS | (c) moat TLS | moat / HAProxy | moat − direct (µs) | HAProxy − direct (µs) |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
     for (r, vals) in &rows {
@@ -136,11 +130,8 @@ fn table(rows: &[Row], out: &mut String) {
             (Some(b), Some(c)) if b != 0.0 => format!("{:.2}×", c / b),
             _ => "—".into(),
         };
-        let (dc, db) = if r.kind == Kind::Latency {
-            (delta(a, c), delta(a, b))
-        } else {
-            ("".into(), "".into())
-        };
+        let (dc, db) =
+            if r.kind == Kind::Latency { (delta(a, c), delta(a, b)) } else { ("".into(), "".into()) };
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
@@ -189,11 +180,7 @@ impl Report {
             .flat_map(|r| {
                 r.vals.iter().enumerate().filter_map(move |(i, v)| {
                     v.error.as_ref().map(|e| {
-                        let rounds = if v.samples.is_empty() {
-                            "every round"
-                        } else {
-                            "some rounds"
-                        };
+                        let rounds = if v.samples.is_empty() { "every round" } else { "some rounds" };
                         format!("- {} / ({}), {rounds}: {}", r.name, ["a", "b", "c"][i], e)
                     })
                 })

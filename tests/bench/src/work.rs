@@ -286,20 +286,14 @@ pub async fn throughput(t: &Target, cfg: &Cfg, qos: u8, payload: usize) -> Resul
     let to = cfg.io_timeout;
     let tag = format!("{}-{}-tp{}q{}", cfg.run_id, t.key, payload, qos);
     let topic = format!("moat-bench/{tag}");
-    let window_n = if cfg.window > 0 {
-        cfg.window
-    } else {
-        auto_window(payload)
-    };
+    let window_n = if cfg.window > 0 { cfg.window } else { auto_window(payload) };
 
-    let (ss, srd) = net::open_subscriber(t, &format!("{tag}-sub"), &topic, qos, to)
-        .await
-        .context("subscriber")?;
+    let (ss, srd) =
+        net::open_subscriber(t, &format!("{tag}-sub"), &topic, qos, to).await.context("subscriber")?;
     let mut pubs = Vec::with_capacity(cfg.publishers);
     for i in 0..cfg.publishers {
-        let (s, _rd) = net::open(t, &format!("{tag}-pub{i}"), to)
-            .await
-            .with_context(|| format!("publisher {i}"))?;
+        let (s, _rd) =
+            net::open(t, &format!("{tag}-pub{i}"), to).await.with_context(|| format!("publisher {i}"))?;
         pubs.push(s);
     }
 
@@ -379,10 +373,7 @@ pub async fn throughput(t: &Target, cfg: &Cfg, qos: u8, payload: usize) -> Resul
     let msgs = c2.saturating_sub(c1);
     let secs = (w2 - w1).as_secs_f64();
     if msgs == 0 {
-        bail!(
-            "no message received in the measurement window ({})",
-            notes.join("; ")
-        );
+        bail!("no message received in the measurement window ({})", notes.join("; "));
     }
     Ok(TpOut {
         msgs_per_s: msgs as f64 / secs,
@@ -416,12 +407,9 @@ pub async fn latency(t: &Target, cfg: &Cfg, qos: u8) -> Result<LatOut> {
     let topic = format!("moat-bench/{tag}");
     let payload = cfg.latency_payload.max(16);
 
-    let (ss, srd) = net::open_subscriber(t, &format!("{tag}-sub"), &topic, qos, to)
-        .await
-        .context("subscriber")?;
-    let (ps, _) = net::open(t, &format!("{tag}-pub"), to)
-        .await
-        .context("publisher")?;
+    let (ss, srd) =
+        net::open_subscriber(t, &format!("{tag}-sub"), &topic, qos, to).await.context("subscriber")?;
+    let (ps, _) = net::open(t, &format!("{tag}-pub"), to).await.context("publisher")?;
 
     let t0 = Instant::now() + Duration::from_millis(20);
     let measure_from = t0 + cfg.warmup;
@@ -565,23 +553,15 @@ pub async fn handshakes(t: &Target, cfg: &Cfg) -> Result<HsOut> {
     let last_error: Arc<Mutex<Option<String>>> = Arc::default();
     let mut set = JoinSet::new();
     for wk in 0..cfg.hs_concurrency.max(1) {
-        let (t, ok, errors, no_close, last_error) = (
-            t.clone(),
-            ok.clone(),
-            errors.clone(),
-            no_close.clone(),
-            last_error.clone(),
-        );
+        let (t, ok, errors, no_close, last_error) =
+            (t.clone(), ok.clone(), errors.clone(), no_close.clone(), last_error.clone());
         let prefix = format!("{}-{}-hs{}", cfg.run_id, t.key, wk);
         set.spawn(async move {
             let mut i = 0u64;
             while Instant::now() < end {
                 i += 1;
-                match timeout(
-                    to + Duration::from_secs(2),
-                    one_handshake(&t, &format!("{prefix}-{i}"), to),
-                )
-                .await
+                match timeout(to + Duration::from_secs(2), one_handshake(&t, &format!("{prefix}-{i}"), to))
+                    .await
                 {
                     Ok(Ok(closed)) => {
                         ok.fetch_add(1, Relaxed);
@@ -606,10 +586,7 @@ pub async fn handshakes(t: &Target, cfg: &Cfg) -> Result<HsOut> {
     let (c1, cpu1, w1) = (ok.load(Relaxed), cpu(t), Instant::now());
     sleep_until(end).await;
     let (c2, cpu2, w2) = (ok.load(Relaxed), cpu(t), Instant::now());
-    let _ = timeout(to + Duration::from_secs(4), async {
-        while set.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = timeout(to + Duration::from_secs(4), async { while set.join_next().await.is_some() {} }).await;
     set.abort_all();
     let n = c2.saturating_sub(c1);
     let last_error = last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -641,9 +618,7 @@ pub struct IdleOut {
 }
 
 pub async fn idle(t: &Target, cfg: &Cfg) -> Result<IdleOut> {
-    let pid = t
-        .pid
-        .ok_or_else(|| anyhow!("no pid given for {}: cannot read its RSS", t.label))?;
+    let pid = t.pid.ok_or_else(|| anyhow!("no pid given for {}: cannot read its RSS", t.label))?;
     let to = cfg.io_timeout;
     sleep(cfg.idle_settle).await;
     let rss0 = procfs::rss_kib(pid).ok_or_else(|| anyhow!("cannot read /proc/{pid}/status"))?;
@@ -688,10 +663,7 @@ pub async fn idle(t: &Target, cfg: &Cfg) -> Result<IdleOut> {
     set.abort_all();
     let open_secs = started.elapsed().as_secs_f64();
     if timed_out {
-        last_error = Some(format!(
-            "opening stopped by the {:?} limit",
-            cfg.idle_open_timeout
-        ));
+        last_error = Some(format!("opening stopped by the {:?} limit", cfg.idle_open_timeout));
     }
     if held.is_empty() {
         bail!("no connection opened ({})", last_error.unwrap_or_default());

@@ -45,10 +45,7 @@ fn rejects_puback_flags() {
 
 #[test]
 fn rejects_v5_property_in_v311_ack() {
-    assert!(is_malformed(&decode_err(
-        &[0x40, 0x04, 0x00, 0x01, 0x00, 0x00],
-        V311
-    )));
+    assert!(is_malformed(&decode_err(&[0x40, 0x04, 0x00, 0x01, 0x00, 0x00], V311)));
 }
 
 #[test]
@@ -94,8 +91,5 @@ fn rejects_topic_alias_in_ack() {
 #[test]
 fn rejects_trailing_bytes() {
     // Empty property block followed by one stray byte.
-    assert!(is_malformed(&decode_err(
-        &[0x40, 0x05, 0x00, 0x01, 0x00, 0x00, 0xFF],
-        V5
-    )));
+    assert!(is_malformed(&decode_err(&[0x40, 0x05, 0x00, 0x01, 0x00, 0x00, 0xFF], V5)));
 }

@@ -16,9 +16,7 @@ fn decodes_v311_connect() {
         0x00, 0x02, b'p', b'w', // password
     ];
     let f = frame(&bytes);
-    let Packet::Connect(c) = f.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Connect(c) = f.decode(V5).unwrap() else { panic!() };
     assert_eq!(c.version, V311);
     assert!(c.clean_start);
     assert_eq!(c.keep_alive, 60);
@@ -38,9 +36,7 @@ fn decodes_v5_publish_qos1() {
         b'h', b'i', // payload
     ];
     let f = frame(&bytes);
-    let Packet::Publish(p) = f.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Publish(p) = f.decode(V5).unwrap() else { panic!() };
     assert_eq!(p.topic, "a/b");
     assert_eq!(p.packet_id, Some(7));
     assert_eq!(p.qos, QoS::AtLeastOnce);

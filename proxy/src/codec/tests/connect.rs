@@ -56,10 +56,7 @@ fn decodes_spec_style_v5_connect_with_will() {
     assert_eq!(w.payload, b"bye");
     assert_eq!(w.qos, QoS::AtLeastOnce);
     assert!(w.retain);
-    assert_eq!(
-        w.properties.iter().collect::<Vec<_>>(),
-        vec![Property::WillDelayInterval(10)]
-    );
+    assert_eq!(w.properties.iter().collect::<Vec<_>>(), vec![Property::WillDelayInterval(10)]);
     assert_eq!(c.username, Some("user"));
     assert_eq!(c.password, Some(&b"pass"[..]));
 }
@@ -76,9 +73,7 @@ fn connect_ignores_session_version() {
     let bytes = v311(0x02, &s("x"));
     for v in ALL {
         let f = frame(&bytes);
-        let Ok(Packet::Connect(c)) = f.decode(v) else {
-            panic!()
-        };
+        let Ok(Packet::Connect(c)) = f.decode(v) else { panic!() };
         assert_eq!(c.version, V311);
     }
 }
@@ -270,9 +265,7 @@ fn rejects_connect_property_in_will_properties() {
     payload.extend_from_slice(&[0x05, 0x11, 0, 0, 0, 1]); // session expiry in will props
     payload.extend(s("t"));
     payload.extend(s("m"));
-    assert!(is_protocol(
-        &decode_connect(&v5(0x06, &[], &payload)).unwrap_err()
-    ));
+    assert!(is_protocol(&decode_connect(&v5(0x06, &[], &payload)).unwrap_err()));
 }
 
 #[test]
@@ -302,9 +295,7 @@ fn rejects_request_response_information_2() {
 #[test]
 fn rejects_duplicate_session_expiry_property() {
     let props = [0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2];
-    assert!(is_protocol(
-        &decode_connect(&v5(0x02, &props, &s("x"))).unwrap_err()
-    ));
+    assert!(is_protocol(&decode_connect(&v5(0x02, &props, &s("x"))).unwrap_err()));
 }
 
 #[test]

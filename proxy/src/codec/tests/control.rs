@@ -22,9 +22,7 @@ fn decodes_v311_connack() {
 #[test]
 fn decodes_v5_connack_with_properties() {
     // props: topic alias maximum 10, maximum QoS 1, assigned client id "id"
-    let bytes = [
-        0x20, 0x0D, 0x00, 0x00, 0x0A, 0x22, 0x00, 0x0A, 0x24, 0x01, 0x12, 0x00, 0x02, b'i', b'd',
-    ];
+    let bytes = [0x20, 0x0D, 0x00, 0x00, 0x0A, 0x22, 0x00, 0x0A, 0x24, 0x01, 0x12, 0x00, 0x02, b'i', b'd'];
     let c = connack(&bytes[..], V5);
     assert_eq!(c.properties.topic_alias_maximum(), Some(10));
     assert_eq!(c.properties.maximum_qos(), Some(1));
@@ -65,26 +63,17 @@ fn rejects_v311_connack_trailing_bytes() {
 
 #[test]
 fn rejects_maximum_qos_2() {
-    assert!(is_protocol(&decode_err(
-        &[0x20, 0x05, 0x00, 0x00, 0x02, 0x24, 0x02],
-        V5
-    )));
+    assert!(is_protocol(&decode_err(&[0x20, 0x05, 0x00, 0x00, 0x02, 0x24, 0x02], V5)));
 }
 
 #[test]
 fn rejects_retain_available_2() {
-    assert!(is_protocol(&decode_err(
-        &[0x20, 0x05, 0x00, 0x00, 0x02, 0x25, 0x02],
-        V5
-    )));
+    assert!(is_protocol(&decode_err(&[0x20, 0x05, 0x00, 0x00, 0x02, 0x25, 0x02], V5)));
 }
 
 #[test]
 fn rejects_wildcard_subscription_available_2() {
-    assert!(is_protocol(&decode_err(
-        &[0x20, 0x05, 0x00, 0x00, 0x02, 0x28, 0x02],
-        V5
-    )));
+    assert!(is_protocol(&decode_err(&[0x20, 0x05, 0x00, 0x00, 0x02, 0x28, 0x02], V5)));
 }
 
 #[test]
@@ -120,10 +109,7 @@ fn decodes_disconnect_forms() {
     assert_eq!(d(&[0xE0, 0x00], V311), (0, vec![]));
     assert_eq!(d(&[0xE0, 0x00], V5), (0, vec![]));
     assert_eq!(d(&[0xE0, 0x01, 0x04], V5), (4, vec![]));
-    assert_eq!(
-        d(&[0xE0, 0x07, 0x8B, 0x05, 0x11, 0, 0, 0, 0], V5),
-        (0x8B, vec![0x11, 0, 0, 0, 0])
-    );
+    assert_eq!(d(&[0xE0, 0x07, 0x8B, 0x05, 0x11, 0, 0, 0, 0], V5), (0x8B, vec![0x11, 0, 0, 0, 0]));
 }
 
 #[test]
@@ -144,12 +130,7 @@ fn rejects_v5_disconnect_invalid_reason() {
 
 #[test]
 fn rejects_duplicate_reason_string_in_disconnect() {
-    let e = decode_err(
-        &[
-            0xE0, 0x0A, 0x00, 0x08, 0x1F, 0x00, 0x01, b'a', 0x1F, 0x00, 0x01, b'b',
-        ],
-        V5,
-    );
+    let e = decode_err(&[0xE0, 0x0A, 0x00, 0x08, 0x1F, 0x00, 0x01, b'a', 0x1F, 0x00, 0x01, b'b'], V5);
     assert!(is_protocol(&e));
 }
 
@@ -162,17 +143,13 @@ fn rejects_auth_in_v311() {
 #[test]
 fn decodes_v5_auth() {
     let empty = frame(&[0xF0, 0x00]);
-    let Packet::Auth(a) = empty.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Auth(a) = empty.decode(V5).unwrap() else { panic!() };
     assert_eq!(a.reason, 0);
     let mut body = vec![0x18, 0x08, 0x15];
     body.extend(s("SCRAM"));
     let bytes = pkt(0xF0, &body);
     let f = frame(&bytes);
-    let Packet::Auth(a) = f.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Auth(a) = f.decode(V5).unwrap() else { panic!() };
     assert_eq!(a.reason, 0x18);
     assert_eq!(a.properties.authentication_method(), Some("SCRAM"));
 }

@@ -30,19 +30,9 @@ pub fn corpus() -> Vec<(ProtocolVersion, Vec<u8>)> {
         // CONNACK 5 success with Receive Maximum 10
         (V5, vec![0x20, 0x06, 0x00, 0x00, 0x03, 0x21, 0x00, 0x0A]),
         // PUBLISH 3.1.1 QoS 0 "a/b" "hello"
-        (
-            V311,
-            vec![
-                0x30, 0x0A, 0x00, 0x03, b'a', b'/', b'b', b'h', b'e', b'l', b'l', b'o',
-            ],
-        ),
+        (V311, vec![0x30, 0x0A, 0x00, 0x03, b'a', b'/', b'b', b'h', b'e', b'l', b'l', b'o']),
         // PUBLISH 5 QoS 1 id 7, payload format 1, "hi"
-        (
-            V5,
-            vec![
-                0x32, 0x0C, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x07, 0x02, 0x01, 0x01, b'h', b'i',
-            ],
-        ),
+        (V5, vec![0x32, 0x0C, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x07, 0x02, 0x01, 0x01, b'h', b'i']),
         // PUBLISH 5 with topic alias and empty topic
         (V5, vec![0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01]),
         // Acks 3.1.1 and 5
@@ -53,17 +43,9 @@ pub fn corpus() -> Vec<(ProtocolVersion, Vec<u8>)> {
         (V5, vec![0x40, 0x03, 0x00, 0x01, 0x10]),
         (V5, vec![0x62, 0x04, 0x00, 0x01, 0x92, 0x00]),
         // SUBSCRIBE 3.1.1: id 10, "a/b" QoS 1
-        (
-            V311,
-            vec![0x82, 0x08, 0x00, 0x0A, 0x00, 0x03, b'a', b'/', b'b', 0x01],
-        ),
+        (V311, vec![0x82, 0x08, 0x00, 0x0A, 0x00, 0x03, b'a', b'/', b'b', 0x01]),
         // SUBSCRIBE 5: id 10, sub id 5, "a/+" options 0x2D
-        (
-            V5,
-            vec![
-                0x82, 0x0B, 0x00, 0x0A, 0x02, 0x0B, 0x05, 0x00, 0x03, b'a', b'/', b'+', 0x2D,
-            ],
-        ),
+        (V5, vec![0x82, 0x0B, 0x00, 0x0A, 0x02, 0x0B, 0x05, 0x00, 0x03, b'a', b'/', b'+', 0x2D]),
         // SUBACK 3.1.1 / 5
         (V311, vec![0x90, 0x04, 0x00, 0x0A, 0x01, 0x80]),
         (V5, vec![0x90, 0x05, 0x00, 0x0A, 0x00, 0x02, 0xA2]),
@@ -103,11 +85,7 @@ fn every_strict_prefix_of_corpus_is_incomplete() {
         for n in 0..bytes.len() {
             for max in [bytes.len(), MAX] {
                 let mut buf = BytesMut::from(&bytes[..n]);
-                assert_eq!(
-                    split_frame(&mut buf, max),
-                    Ok(Split::Incomplete),
-                    "prefix {n} of {bytes:02x?}"
-                );
+                assert_eq!(split_frame(&mut buf, max), Ok(Split::Incomplete), "prefix {n} of {bytes:02x?}");
                 assert_eq!(buf.len(), n, "Incomplete must not consume");
             }
         }
@@ -120,9 +98,7 @@ fn corpus_concatenated_splits_back() {
     let stream: Vec<u8> = all.iter().flat_map(|(_, b)| b.clone()).collect();
     let mut buf = BytesMut::from(&stream[..]);
     for (v, bytes) in &all {
-        let Ok(Split::Frame(f)) = split_frame(&mut buf, MAX) else {
-            panic!()
-        };
+        let Ok(Split::Frame(f)) = split_frame(&mut buf, MAX) else { panic!() };
         assert_eq!(&f.bytes()[..], &bytes[..]);
         assert!(f.decode(*v).is_ok());
     }

@@ -234,10 +234,7 @@ fn run(g: &Gen, v: ProtocolVersion, counts: &mut BTreeMap<String, (u32, u32)>) {
         }
         Err(e) => {
             entry.1 += 1;
-            assert!(
-                !oracle_must_accept(&ours),
-                "oracle refused a valid {v:?} packet {bytes:02x?}: {e}"
-            );
+            assert!(!oracle_must_accept(&ours), "oracle refused a valid {v:?} packet {bytes:02x?}: {e}");
         }
     }
 }
@@ -269,10 +266,7 @@ fn agrees_with_oracle_on_generated_packets() {
         "unsubscribe/V5",
     ] {
         let (agreed, _) = counts.get(key).copied().unwrap_or_default();
-        assert!(
-            agreed > 20,
-            "only {agreed} oracle comparisons for {key}: {counts:?}"
-        );
+        assert!(agreed > 20, "only {agreed} oracle comparisons for {key}: {counts:?}");
     }
     println!("oracle comparisons (agreed, oracle refused): {counts:?}");
 }

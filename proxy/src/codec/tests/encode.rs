@@ -14,28 +14,16 @@ fn enc(f: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
 #[test]
 fn connack_v311_uses_return_codes() {
     // 20 02 | session present 1 | accepted
-    assert_eq!(
-        enc(|o| encode_connack(o, V311, true, ReasonCode::Success, &[])),
-        [0x20, 0x02, 0x01, 0x00]
-    );
+    assert_eq!(enc(|o| encode_connack(o, V311, true, ReasonCode::Success, &[])), [0x20, 0x02, 0x01, 0x00]);
     // Not authorized -> return code 5; properties are never emitted in 3.1.x.
     assert_eq!(
         enc(|o| encode_connack(o, V311, false, ReasonCode::NotAuthorized, &[0x1F, 0, 0])),
         [0x20, 0x02, 0x00, 0x05]
     );
     // Banned -> 5, ServerBusy -> 3, bad version -> 1.
-    assert_eq!(
-        enc(|o| encode_connack(o, V31, false, ReasonCode::Banned, &[]))[3],
-        5
-    );
-    assert_eq!(
-        enc(|o| encode_connack(o, V31, false, ReasonCode::ServerBusy, &[]))[3],
-        3
-    );
-    assert_eq!(
-        enc(|o| encode_connack(o, V311, false, ReasonCode::UnsupportedProtocolVersion, &[]))[3],
-        1
-    );
+    assert_eq!(enc(|o| encode_connack(o, V31, false, ReasonCode::Banned, &[]))[3], 5);
+    assert_eq!(enc(|o| encode_connack(o, V31, false, ReasonCode::ServerBusy, &[]))[3], 3);
+    assert_eq!(enc(|o| encode_connack(o, V311, false, ReasonCode::UnsupportedProtocolVersion, &[]))[3], 1);
 }
 
 #[test]
@@ -87,14 +75,7 @@ fn acks_v5_use_shortest_form() {
         [0x40, 0x03, 0x00, 0x07, 0x87]
     );
     assert_eq!(
-        enc(|o| encode_ack(
-            o,
-            V5,
-            PacketType::Pubrec,
-            7,
-            ReasonCode::Success,
-            &[0x1F, 0x00, 0x01, b'x']
-        )),
+        enc(|o| encode_ack(o, V5, PacketType::Pubrec, 7, ReasonCode::Success, &[0x1F, 0x00, 0x01, b'x'])),
         [0x50, 0x08, 0x00, 0x07, 0x00, 0x04, 0x1F, 0x00, 0x01, b'x']
     );
 }
@@ -134,14 +115,8 @@ fn ping_and_disconnect() {
         enc(|o| encode_disconnect(o, V311, ReasonCode::ServerShuttingDown, &[0x1F, 0, 0])),
         [0xE0, 0x00]
     );
-    assert_eq!(
-        enc(|o| encode_disconnect(o, V5, ReasonCode::Success, &[])),
-        [0xE0, 0x00]
-    );
-    assert_eq!(
-        enc(|o| encode_disconnect(o, V5, ReasonCode::ServerShuttingDown, &[])),
-        [0xE0, 0x01, 0x8B]
-    );
+    assert_eq!(enc(|o| encode_disconnect(o, V5, ReasonCode::Success, &[])), [0xE0, 0x00]);
+    assert_eq!(enc(|o| encode_disconnect(o, V5, ReasonCode::ServerShuttingDown, &[])), [0xE0, 0x01, 0x8B]);
     assert_eq!(
         enc(|o| encode_disconnect(o, V5, ReasonCode::Success, &[0x1F, 0x00, 0x00])),
         [0xE0, 0x05, 0x00, 0x03, 0x1F, 0x00, 0x00]
@@ -170,10 +145,7 @@ fn publish_v311_drops_properties_and_dup_on_qos0() {
         payload: Bytes::from_static(b"x"),
     };
     // 31 04 | 00 01 'a' | 'x'  (DUP cleared for QoS 0, no packet id, no properties)
-    assert_eq!(
-        enc(|o| encode_publish(o, V311, &p, &[0x01, 0x01])),
-        [0x31, 0x04, 0x00, 0x01, b'a', b'x']
-    );
+    assert_eq!(enc(|o| encode_publish(o, V311, &p, &[0x01, 0x01])), [0x31, 0x04, 0x00, 0x01, b'a', b'x']);
     // v5: property block present.
     assert_eq!(
         enc(|o| encode_publish(o, V5, &p, &[0x01, 0x01])),
@@ -236,20 +208,12 @@ fn connect_round_trips_a_modified_view() {
         pkt(0x10, &b)
     };
     let f = frame(&bytes);
-    let Packet::Connect(c) = f.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Connect(c) = f.decode(V5).unwrap() else { panic!() };
     // The proxy strips the password and rewrites the client id.
-    let modified = Connect {
-        client_id: "rewritten",
-        password: None,
-        ..c.clone()
-    };
+    let modified = Connect { client_id: "rewritten", password: None, ..c.clone() };
     let out = enc(|o| encode_connect(o, &modified));
     let f2 = frame(&out);
-    let Packet::Connect(c2) = f2.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Connect(c2) = f2.decode(V5).unwrap() else { panic!() };
     assert_eq!(c2.client_id, "rewritten");
     assert_eq!(c2.password, None);
     assert_eq!(c2.username, Some("user"));
@@ -259,9 +223,7 @@ fn connect_round_trips_a_modified_view() {
 
 #[test]
 fn connect_v311_never_emits_properties() {
-    let props = PropertiesBuilder::new()
-        .push(Property::SessionExpiryInterval(5))
-        .clone();
+    let props = PropertiesBuilder::new().push(Property::SessionExpiryInterval(5)).clone();
     let c = Connect {
         version: V311,
         clean_start: true,
@@ -306,8 +268,7 @@ fn properties_builder_encodes_every_kind() {
 fn properties_builder_skips_unencodable_values() {
     let long = "x".repeat(70_000);
     let mut b = PropertiesBuilder::new();
-    b.push(Property::ReasonString(&long))
-        .push(Property::SubscriptionIdentifier(VARINT_MAX + 1));
+    b.push(Property::ReasonString(&long)).push(Property::SubscriptionIdentifier(VARINT_MAX + 1));
     assert!(b.is_empty());
     assert!(!b.is_valid());
 }
@@ -347,8 +308,5 @@ fn v5_codes_not_allowed_in_the_packet_are_replaced() {
         [0x20, 0x03, 0x00, 0x80, 0x00]
     );
     // Granted QoS 1 is not a DISCONNECT code: normal disconnection.
-    assert_eq!(
-        enc(|o| encode_disconnect(o, V5, ReasonCode::GrantedQos1, &[])),
-        [0xE0, 0x00]
-    );
+    assert_eq!(enc(|o| encode_disconnect(o, V5, ReasonCode::GrantedQos1, &[])), [0xE0, 0x00]);
 }

@@ -45,12 +45,8 @@ fn splits_pingreq() {
 #[test]
 fn splits_two_frames_in_order_and_keeps_rest() {
     let mut buf = BytesMut::from(&[0xC0, 0x00, 0xD0, 0x00, 0xE0][..]);
-    let Ok(Split::Frame(a)) = split_frame(&mut buf, MAX) else {
-        panic!()
-    };
-    let Ok(Split::Frame(b)) = split_frame(&mut buf, MAX) else {
-        panic!()
-    };
+    let Ok(Split::Frame(a)) = split_frame(&mut buf, MAX) else { panic!() };
+    let Ok(Split::Frame(b)) = split_frame(&mut buf, MAX) else { panic!() };
     assert_eq!(a.packet_type(), PacketType::Pingreq);
     assert_eq!(b.packet_type(), PacketType::Pingresp);
     assert_eq!(split_frame(&mut buf, MAX), Ok(Split::Incomplete));
@@ -71,9 +67,7 @@ fn decodes_every_length_width() {
         let mut bytes = header.clone();
         bytes.resize(header.len() + len, 0);
         let mut buf = BytesMut::from(&bytes[..]);
-        let Ok(Split::Frame(f)) = split_frame(&mut buf, 4 << 20) else {
-            panic!("len {len}")
-        };
+        let Ok(Split::Frame(f)) = split_frame(&mut buf, 4 << 20) else { panic!("len {len}") };
         assert_eq!(f.body().len(), len);
         assert_eq!(f.header_len(), header.len());
     }
@@ -82,10 +76,7 @@ fn decodes_every_length_width() {
 #[test]
 fn four_byte_length_is_accepted() {
     // 2_097_152 = 0x80 0x80 0x80 0x01: check the header alone with a high limit.
-    assert_eq!(
-        split(&[0x30, 0x80, 0x80, 0x80, 0x01], 1 << 28),
-        Ok(Split::Incomplete)
-    );
+    assert_eq!(split(&[0x30, 0x80, 0x80, 0x80, 0x01], 1 << 28), Ok(Split::Incomplete));
 }
 
 #[test]
@@ -135,10 +126,7 @@ fn rejects_too_large_on_partial_length() {
 
 #[test]
 fn accepts_exactly_max_size() {
-    assert!(matches!(
-        split(&[0x30, 0x03, 0x00, 0x01, b'a'], 5),
-        Ok(Split::Frame(_))
-    ));
+    assert!(matches!(split(&[0x30, 0x03, 0x00, 0x01, b'a'], 5), Ok(Split::Frame(_))));
     assert!(matches!(
         split(&[0x30, 0x03, 0x00, 0x01, b'a'], 4),
         Err(CodecError::TooLarge { size: 5, max: 4 })
@@ -158,13 +146,9 @@ fn never_reserves_capacity() {
 fn frame_shares_the_read_buffer() {
     let mut buf = BytesMut::from(&[0x30, 0x03, 0x00, 0x01, b'a', 0xC0, 0x00][..]);
     let base = buf.as_ptr();
-    let Ok(Split::Frame(f)) = split_frame(&mut buf, MAX) else {
-        panic!()
-    };
+    let Ok(Split::Frame(f)) = split_frame(&mut buf, MAX) else { panic!() };
     assert_eq!(f.bytes().as_ptr(), base);
-    let Ok(Packet::Publish(p)) = f.decode(V311) else {
-        panic!()
-    };
+    let Ok(Packet::Publish(p)) = f.decode(V311) else { panic!() };
     assert!(p.payload.is_empty());
 }
 

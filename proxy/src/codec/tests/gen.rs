@@ -92,12 +92,8 @@ pub fn topic_filter() -> impl Strategy<Value = String> {
         3 => "[a-z0-9é_-]{0,5}".boxed(),
         1 => Just("+".to_string()).boxed(),
     ];
-    (
-        prop::collection::vec(level, 1..4),
-        any::<bool>(),
-        prop::option::of("[a-z0-9]{1,5}"),
-    )
-        .prop_map(|(levels, hash, share)| {
+    (prop::collection::vec(level, 1..4), any::<bool>(), prop::option::of("[a-z0-9]{1,5}")).prop_map(
+        |(levels, hash, share)| {
             let mut f = levels.join("/");
             if f.is_empty() {
                 // A single empty level is the empty filter, which is invalid.
@@ -110,7 +106,8 @@ pub fn topic_filter() -> impl Strategy<Value = String> {
                 Some(g) => format!("$share/{g}/{f}"),
                 None => f,
             }
-        })
+        },
+    )
 }
 
 fn one_prop(id: u8) -> BoxedStrategy<OProp> {
@@ -122,14 +119,10 @@ fn one_prop(id: u8) -> BoxedStrategy<OProp> {
         0x21 | 0x23 => (1u16..).prop_map(move |v| OProp::U16(id, v)).boxed(),
         0x02 | 0x11 | 0x18 => any::<u32>().prop_map(move |v| OProp::U32(id, v)).boxed(),
         0x27 => (1u32..).prop_map(move |v| OProp::U32(id, v)).boxed(),
-        0x0B => (1u32..=VARINT_MAX)
-            .prop_map(move |v| OProp::Varint(id, v))
-            .boxed(),
+        0x0B => (1u32..=VARINT_MAX).prop_map(move |v| OProp::Varint(id, v)).boxed(),
         0x08 => topic_name().prop_map(move |v| OProp::Str(id, v)).boxed(),
         0x03 | 0x12 | 0x15 | 0x1A | 0x1C | 0x1F => text().prop_map(move |v| OProp::Str(id, v)).boxed(),
-        0x09 | 0x16 => prop::collection::vec(any::<u8>(), 0..8)
-            .prop_map(move |v| OProp::Bin(id, v))
-            .boxed(),
+        0x09 | 0x16 => prop::collection::vec(any::<u8>(), 0..8).prop_map(move |v| OProp::Bin(id, v)).boxed(),
         _ => (text(), text()).prop_map(|(k, v)| OProp::Pair(k, v)).boxed(),
     }
 }
@@ -138,9 +131,9 @@ fn ids(ctx: Ctx) -> &'static [u8] {
     match ctx {
         Ctx::Connect => &[0x11, 0x21, 0x22, 0x27, 0x17, 0x19, 0x26, 0x15],
         Ctx::Will => &[0x01, 0x02, 0x03, 0x08, 0x09, 0x18, 0x26],
-        Ctx::Connack => &[
-            0x11, 0x12, 0x13, 0x1F, 0x21, 0x22, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x1A, 0x1C, 0x15,
-        ],
+        Ctx::Connack => {
+            &[0x11, 0x12, 0x13, 0x1F, 0x21, 0x22, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x1A, 0x1C, 0x15]
+        }
         Ctx::Publish => &[0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x23, 0x26],
         Ctx::Ack => &[0x1F, 0x26],
         Ctx::Subscribe => &[0x0B, 0x26],
@@ -186,26 +179,15 @@ pub fn build(props: &[OProp]) -> Vec<u8> {
 }
 
 fn qos() -> impl Strategy<Value = QoS> {
-    prop_oneof![
-        Just(QoS::AtMostOnce),
-        Just(QoS::AtLeastOnce),
-        Just(QoS::ExactlyOnce)
-    ]
+    prop_oneof![Just(QoS::AtMostOnce), Just(QoS::AtLeastOnce), Just(QoS::ExactlyOnce)]
 }
 
 pub fn version() -> impl Strategy<Value = ProtocolVersion> {
-    prop_oneof![
-        Just(ProtocolVersion::V31),
-        Just(ProtocolVersion::V311),
-        Just(ProtocolVersion::V5)
-    ]
+    prop_oneof![Just(ProtocolVersion::V31), Just(ProtocolVersion::V311), Just(ProtocolVersion::V5)]
 }
 
 fn codes_for(kind: PacketType) -> Vec<ReasonCode> {
-    (0u8..=255)
-        .filter_map(ReasonCode::from_u8)
-        .filter(|c| c.allowed_in(kind))
-        .collect()
+    (0u8..=255).filter_map(ReasonCode::from_u8).filter(|c| c.allowed_in(kind)).collect()
 }
 
 fn reason(kind: PacketType) -> BoxedStrategy<ReasonCode> {
@@ -279,12 +261,7 @@ pub enum Gen {
 fn sub_options(v5: bool) -> impl Strategy<Value = SubscriptionOptions> {
     (qos(), any::<bool>(), any::<bool>(), 0u8..=2).prop_map(move |(qos, nl, rap, rh)| {
         if v5 {
-            SubscriptionOptions {
-                qos,
-                no_local: nl,
-                retain_as_published: rap,
-                retain_handling: rh,
-            }
+            SubscriptionOptions { qos, no_local: nl, retain_as_published: rap, retain_handling: rh }
         } else {
             SubscriptionOptions::with_qos(qos)
         }
@@ -320,29 +297,14 @@ fn connect(v: ProtocolVersion) -> BoxedStrategy<Gen> {
         prop::option::of(text()),
         prop::option::of(prop::collection::vec(any::<u8>(), 0..10)),
     )
-        .prop_map(
-            move |(clean, keep_alive, props, client_id, will, username, password)| {
-                let mut clean = clean;
-                if client_id.is_empty() {
-                    clean = true;
-                }
-                let password = if username.is_none() && !v.is_v5() {
-                    None
-                } else {
-                    password
-                };
-                Gen::Connect {
-                    version: v,
-                    clean,
-                    keep_alive,
-                    props,
-                    client_id,
-                    will,
-                    username,
-                    password,
-                }
-            },
-        )
+        .prop_map(move |(clean, keep_alive, props, client_id, will, username, password)| {
+            let mut clean = clean;
+            if client_id.is_empty() {
+                clean = true;
+            }
+            let password = if username.is_none() && !v.is_v5() { None } else { password };
+            Gen::Connect { version: v, clean, keep_alive, props, client_id, will, username, password }
+        })
         .boxed()
 }
 
@@ -400,26 +362,17 @@ pub fn packet(v: ProtocolVersion) -> BoxedStrategy<Gen> {
                 props,
                 payload
             }),
-        (
-            ack_kind,
-            1u16..,
-            maybe_props(v, Ctx::Ack),
-            any::<prop::sample::Index>()
-        )
-            .prop_map(move |(kind, pid, props, i)| {
+        (ack_kind, 1u16.., maybe_props(v, Ctx::Ack), any::<prop::sample::Index>()).prop_map(
+            move |(kind, pid, props, i)| {
                 let reason = if v5 {
                     let c = codes_for(kind);
                     c[i.index(c.len())]
                 } else {
                     ReasonCode::Success
                 };
-                Gen::Ack {
-                    kind,
-                    pid,
-                    reason,
-                    props,
-                }
-            }),
+                Gen::Ack { kind, pid, reason, props }
+            }
+        ),
         (
             1u16..,
             maybe_props(v, Ctx::Subscribe),
@@ -433,27 +386,12 @@ pub fn packet(v: ProtocolVersion) -> BoxedStrategy<Gen> {
                 }
                 Gen::Subscribe { pid, props, filters }
             }),
-        (1u16.., suback_codes, maybe_props(v, Ctx::Ack)).prop_map(|(pid, codes, props)| {
-            Gen::Suback {
-                kind: PacketType::Suback,
-                pid,
-                codes,
-                props,
-            }
-        }),
+        (1u16.., suback_codes, maybe_props(v, Ctx::Ack))
+            .prop_map(|(pid, codes, props)| { Gen::Suback { kind: PacketType::Suback, pid, codes, props } }),
         (1u16.., unsuback_codes, maybe_props(v, Ctx::Ack)).prop_map(|(pid, codes, props)| {
-            Gen::Suback {
-                kind: PacketType::Unsuback,
-                pid,
-                codes,
-                props,
-            }
+            Gen::Suback { kind: PacketType::Unsuback, pid, codes, props }
         }),
-        (
-            1u16..,
-            maybe_props(v, Ctx::Unsubscribe),
-            prop::collection::vec(topic_filter(), 1..5)
-        )
+        (1u16.., maybe_props(v, Ctx::Unsubscribe), prop::collection::vec(topic_filter(), 1..5))
             .prop_map(|(pid, props, filters)| Gen::Unsubscribe { pid, props, filters }),
         Just(Gen::Pingreq),
         Just(Gen::Pingresp),
@@ -461,10 +399,7 @@ pub fn packet(v: ProtocolVersion) -> BoxedStrategy<Gen> {
             if v5 {
                 Gen::Disconnect { reason, props }
             } else {
-                Gen::Disconnect {
-                    reason: ReasonCode::Success,
-                    props: Vec::new(),
-                }
+                Gen::Disconnect { reason: ReasonCode::Success, props: Vec::new() }
             }
         }),
         (reason(PacketType::Auth), text(), props(Ctx::Auth), any::<bool>()).prop_map(
@@ -473,17 +408,11 @@ pub fn packet(v: ProtocolVersion) -> BoxedStrategy<Gen> {
                     return Gen::Pingreq;
                 }
                 if empty && reason == ReasonCode::Success {
-                    return Gen::Auth {
-                        reason,
-                        props: Vec::new(),
-                    };
+                    return Gen::Auth { reason, props: Vec::new() };
                 }
                 let mut p = vec![OProp::Str(0x15, method)];
                 p.extend(rest.into_iter().filter(|p| p.id() != 0x15));
-                Gen::Auth {
-                    reason,
-                    props: build(&p),
-                }
+                Gen::Auth { reason, props: build(&p) }
             }
         ),
     ]
@@ -494,16 +423,7 @@ pub fn packet(v: ProtocolVersion) -> BoxedStrategy<Gen> {
 pub fn encode(g: &Gen, v: ProtocolVersion) -> Vec<u8> {
     let mut out = BytesMut::new();
     match g {
-        Gen::Connect {
-            version,
-            clean,
-            keep_alive,
-            props,
-            client_id,
-            will,
-            username,
-            password,
-        } => {
+        Gen::Connect { version, clean, keep_alive, props, client_id, will, username, password } => {
             let c = Connect {
                 version: *version,
                 clean_start: *clean,
@@ -523,15 +443,7 @@ pub fn encode(g: &Gen, v: ProtocolVersion) -> Vec<u8> {
             encode_connect(&mut out, &c);
         }
         Gen::Connack { sp, code, props } => encode_connack(&mut out, v, *sp, *code, props),
-        Gen::Publish {
-            dup,
-            qos,
-            retain,
-            topic,
-            pid,
-            props,
-            payload,
-        } => {
+        Gen::Publish { dup, qos, retain, topic, pid, props, payload } => {
             let p = Publish {
                 dup: *dup,
                 qos: *qos,
@@ -543,22 +455,12 @@ pub fn encode(g: &Gen, v: ProtocolVersion) -> Vec<u8> {
             };
             encode_publish(&mut out, v, &p, props);
         }
-        Gen::Ack {
-            kind,
-            pid,
-            reason,
-            props,
-        } => encode_ack(&mut out, v, *kind, *pid, *reason, props),
+        Gen::Ack { kind, pid, reason, props } => encode_ack(&mut out, v, *kind, *pid, *reason, props),
         Gen::Subscribe { pid, props, filters } => {
             let f: Vec<(&str, SubscriptionOptions)> = filters.iter().map(|(f, o)| (f.as_str(), *o)).collect();
             encode_subscribe(&mut out, v, *pid, props, &f);
         }
-        Gen::Suback {
-            kind,
-            pid,
-            codes,
-            props,
-        } => encode_suback(&mut out, v, *kind, *pid, codes, props),
+        Gen::Suback { kind, pid, codes, props } => encode_suback(&mut out, v, *kind, *pid, codes, props),
         Gen::Unsubscribe { pid, props, filters } => {
             let f: Vec<&str> = filters.iter().map(String::as_str).collect();
             encode_unsubscribe(&mut out, v, *pid, props, &f);
@@ -582,16 +484,7 @@ pub fn check(g: &Gen, v: ProtocolVersion, p: &Packet<'_>) {
     let props_of = |raw: &[u8]| if v5 { raw.to_vec() } else { Vec::new() };
     match (g, p) {
         (
-            Gen::Connect {
-                version,
-                clean,
-                keep_alive,
-                props,
-                client_id,
-                will,
-                username,
-                password,
-            },
+            Gen::Connect { version, clean, keep_alive, props, client_id, will, username, password },
             Packet::Connect(c),
         ) => {
             let cv5 = version.is_v5();
@@ -620,18 +513,7 @@ pub fn check(g: &Gen, v: ProtocolVersion, p: &Packet<'_>) {
             assert_eq!(c.session_present, *sp && expect == 0);
             assert_eq!(c.properties.raw(), &props_of(props)[..]);
         }
-        (
-            Gen::Publish {
-                dup,
-                qos,
-                retain,
-                topic,
-                pid,
-                props,
-                payload,
-            },
-            Packet::Publish(p),
-        ) => {
+        (Gen::Publish { dup, qos, retain, topic, pid, props, payload }, Packet::Publish(p)) => {
             assert_eq!(p.dup, *dup);
             assert_eq!(p.qos, *qos);
             assert_eq!(p.retain, *retain);
@@ -641,12 +523,7 @@ pub fn check(g: &Gen, v: ProtocolVersion, p: &Packet<'_>) {
             assert_eq!(&p.payload[..], &payload[..]);
         }
         (
-            Gen::Ack {
-                kind,
-                pid,
-                reason,
-                props,
-            },
+            Gen::Ack { kind, pid, reason, props },
             Packet::Puback(a) | Packet::Pubrec(a) | Packet::Pubrel(a) | Packet::Pubcomp(a),
         ) => {
             assert_eq!(p.packet_type(), *kind);
@@ -662,15 +539,7 @@ pub fn check(g: &Gen, v: ProtocolVersion, p: &Packet<'_>) {
             assert_eq!(&got, filters);
             assert_eq!(s.len(), filters.len());
         }
-        (
-            Gen::Suback {
-                kind,
-                pid,
-                codes,
-                props,
-            },
-            Packet::Suback(s) | Packet::Unsuback(s),
-        ) => {
+        (Gen::Suback { kind, pid, codes, props }, Packet::Suback(s) | Packet::Unsuback(s)) => {
             assert_eq!(p.packet_type(), *kind);
             assert_eq!(s.packet_id, *pid);
             assert_eq!(s.codes, &codes[..]);

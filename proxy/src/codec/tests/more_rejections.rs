@@ -5,10 +5,7 @@ use super::helpers::*;
 
 #[test]
 fn rejects_v5_connack_trailing_bytes() {
-    assert!(is_malformed(&decode_err(
-        &[0x20, 0x04, 0x00, 0x00, 0x00, 0xFF],
-        V5
-    )));
+    assert!(is_malformed(&decode_err(&[0x20, 0x04, 0x00, 0x00, 0x00, 0xFF], V5)));
 }
 
 #[test]
@@ -25,10 +22,7 @@ fn rejects_auth_trailing_bytes() {
 
 #[test]
 fn rejects_suback_property_length_past_end() {
-    assert!(is_malformed(&decode_err(
-        &[0x90, 0x04, 0x00, 0x01, 0x05, 0x00],
-        V5
-    )));
+    assert!(is_malformed(&decode_err(&[0x90, 0x04, 0x00, 0x01, 0x05, 0x00], V5)));
 }
 
 #[test]

@@ -20,13 +20,9 @@ fn publish(flags: u8, topic: &str, pid: Option<u16>, props: Option<&[u8]>, paylo
 #[test]
 fn decodes_v311_qos0_publish() {
     // 30 0A | 00 03 'a' '/' 'b' | "hello"
-    let bytes = [
-        0x30, 0x0A, 0x00, 0x03, b'a', b'/', b'b', b'h', b'e', b'l', b'l', b'o',
-    ];
+    let bytes = [0x30, 0x0A, 0x00, 0x03, b'a', b'/', b'b', b'h', b'e', b'l', b'l', b'o'];
     let f = frame(&bytes);
-    let Packet::Publish(p) = f.decode(V311).unwrap() else {
-        panic!()
-    };
+    let Packet::Publish(p) = f.decode(V311).unwrap() else { panic!() };
     assert_eq!(p.topic, "a/b");
     assert_eq!(p.packet_id, None);
     assert!(!p.dup && !p.retain);
@@ -38,9 +34,7 @@ fn decodes_v311_qos0_publish() {
 fn decodes_dup_retain_qos2() {
     let bytes = publish(0x0D, "t", Some(9), None, b"x");
     let f = frame(&bytes);
-    let Packet::Publish(p) = f.decode(V311).unwrap() else {
-        panic!()
-    };
+    let Packet::Publish(p) = f.decode(V311).unwrap() else { panic!() };
     assert!(p.dup && p.retain);
     assert_eq!(p.qos, QoS::ExactlyOnce);
     assert_eq!(p.packet_id, Some(9));
@@ -51,9 +45,7 @@ fn v311_publish_has_no_property_block() {
     // In 3.1.1 the byte after the topic is payload, even if it looks like a property length.
     let bytes = publish(0, "t", None, None, &[0x02, 0x01, 0x01]);
     let f = frame(&bytes);
-    let Packet::Publish(p) = f.decode(V311).unwrap() else {
-        panic!()
-    };
+    let Packet::Publish(p) = f.decode(V311).unwrap() else { panic!() };
     assert_eq!(&p.payload[..], &[0x02, 0x01, 0x01]);
 }
 
@@ -61,9 +53,7 @@ fn v311_publish_has_no_property_block() {
 fn publish_payload_is_a_slice_of_the_frame() {
     let bytes = publish(0, "t", None, Some(&[]), b"payload");
     let f = frame(&bytes);
-    let Packet::Publish(p) = f.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Publish(p) = f.decode(V5).unwrap() else { panic!() };
     let start = f.bytes().as_ptr() as usize;
     let at = p.payload.as_ptr() as usize;
     assert!(at > start && at + p.payload.len() == start + f.len());
@@ -72,10 +62,7 @@ fn publish_payload_is_a_slice_of_the_frame() {
 #[test]
 fn rejects_publish_qos_3() {
     for v in ALL {
-        assert!(is_malformed(&decode_err(
-            &publish(0x06, "t", Some(1), None, b""),
-            v
-        )));
+        assert!(is_malformed(&decode_err(&publish(0x06, "t", Some(1), None, b""), v)));
     }
 }
 
@@ -89,26 +76,17 @@ fn rejects_publish_dup_with_qos0() {
 
 #[test]
 fn rejects_publish_topic_with_plus() {
-    assert!(is_protocol(&decode_err(
-        &publish(0, "a/+", None, None, b""),
-        V311
-    )));
+    assert!(is_protocol(&decode_err(&publish(0, "a/+", None, None, b""), V311)));
 }
 
 #[test]
 fn rejects_publish_topic_with_hash() {
-    assert!(is_protocol(&decode_err(
-        &publish(0, "a/#", None, None, b""),
-        V311
-    )));
+    assert!(is_protocol(&decode_err(&publish(0, "a/#", None, None, b""), V311)));
 }
 
 #[test]
 fn rejects_nul_in_topic() {
-    assert!(is_malformed(&decode_err(
-        &publish(0, "a\0b", None, None, b""),
-        V311
-    )));
+    assert!(is_malformed(&decode_err(&publish(0, "a\0b", None, None, b""), V311)));
 }
 
 #[test]
@@ -118,37 +96,26 @@ fn rejects_empty_topic_v311() {
 
 #[test]
 fn rejects_empty_topic_v5_without_alias() {
-    assert!(is_protocol(&decode_err(
-        &publish(0, "", None, Some(&[]), b""),
-        V5
-    )));
+    assert!(is_protocol(&decode_err(&publish(0, "", None, Some(&[]), b""), V5)));
 }
 
 #[test]
 fn accepts_empty_topic_v5_with_alias() {
     let bytes = publish(0, "", None, Some(&[0x23, 0x00, 0x01]), b"");
     let f = frame(&bytes);
-    let Packet::Publish(p) = f.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Publish(p) = f.decode(V5).unwrap() else { panic!() };
     assert_eq!(p.topic, "");
     assert_eq!(p.properties.topic_alias(), Some(1));
 }
 
 #[test]
 fn rejects_packet_id_zero() {
-    assert!(is_protocol(&decode_err(
-        &publish(0x02, "t", Some(0), None, b""),
-        V311
-    )));
+    assert!(is_protocol(&decode_err(&publish(0x02, "t", Some(0), None, b""), V311)));
 }
 
 #[test]
 fn rejects_publish_missing_packet_id() {
-    assert!(is_malformed(&decode_err(
-        &[0x32, 0x04, 0x00, 0x01, b't', 0x00],
-        V311
-    )));
+    assert!(is_malformed(&decode_err(&[0x32, 0x04, 0x00, 0x01, b't', 0x00], V311)));
 }
 
 #[test]
@@ -167,13 +134,8 @@ fn rejects_subscription_identifier_zero_in_publish() {
 fn accepts_repeated_subscription_identifier_in_publish() {
     let bytes = publish(0, "t", None, Some(&[0x0B, 0x01, 0x0B, 0x80, 0x01]), b"");
     let f = frame(&bytes);
-    let Packet::Publish(p) = f.decode(V5).unwrap() else {
-        panic!()
-    };
-    assert_eq!(
-        p.properties.subscription_identifiers().collect::<Vec<_>>(),
-        vec![1, 128]
-    );
+    let Packet::Publish(p) = f.decode(V5).unwrap() else { panic!() };
+    assert_eq!(p.properties.subscription_identifiers().collect::<Vec<_>>(), vec![1, 128]);
 }
 
 #[test]

@@ -72,10 +72,7 @@ fn error_kinds_and_reason_codes() {
         assert_eq!(e.kind(), kind);
         assert_eq!(e.reason_code().as_u8(), code);
     }
-    assert_eq!(
-        CodecError::TooLarge { size: 2, max: 1 }.to_string(),
-        "packet too large: 2 bytes exceeds 1"
-    );
+    assert_eq!(CodecError::TooLarge { size: 2, max: 1 }.to_string(), "packet too large: 2 bytes exceeds 1");
 }
 
 #[test]
@@ -171,9 +168,8 @@ fn topic_special_bytes_found_at_every_position() {
         let ok = "é".repeat(len);
         assert!(validate_topic_name(&ok).is_ok());
         // Bytes that differ from '+'/'#' by one bit must not trip the SWAR test.
-        let near: String = std::iter::repeat_n(['*', ',', '"', '$', '\u{1}', '\u{7f}'], len)
-            .flatten()
-            .collect();
+        let near: String =
+            std::iter::repeat_n(['*', ',', '"', '$', '\u{1}', '\u{7f}'], len).flatten().collect();
         assert!(validate_topic_name(&near).is_ok());
     }
 }

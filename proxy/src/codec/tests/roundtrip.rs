@@ -17,10 +17,7 @@ fn reencode(p: &Packet<'_>, v: ProtocolVersion) -> Vec<u8> {
 /// `MOAT_PROPTEST_SCALE=N` multiplies the case counts: the long run CI does when it has no
 /// nightly toolchain for the fuzzers (tests/run.sh).
 fn scaled_cases(base: u32) -> u32 {
-    let scale = std::env::var("MOAT_PROPTEST_SCALE")
-        .ok()
-        .and_then(|s| s.parse::<u32>().ok())
-        .unwrap_or(1);
+    let scale = std::env::var("MOAT_PROPTEST_SCALE").ok().and_then(|s| s.parse::<u32>().ok()).unwrap_or(1);
     base.saturating_mul(scale.max(1))
 }
 

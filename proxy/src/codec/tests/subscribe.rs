@@ -38,9 +38,7 @@ fn decodes_v311_subscribe() {
     // 82 0E | 00 0A | 00 03 a/b 01 | 00 03 c/# 02
     let bytes = subscribe(None, &[("a/b", 1), ("c/#", 2)]);
     let f = frame(&bytes);
-    let Packet::Subscribe(sub) = f.decode(V311).unwrap() else {
-        panic!()
-    };
+    let Packet::Subscribe(sub) = f.decode(V311).unwrap() else { panic!() };
     assert_eq!(sub.packet_id, 10);
     assert_eq!(sub.len(), 2);
     let got: Vec<_> = sub.filters().collect();
@@ -53,9 +51,7 @@ fn decodes_v5_subscribe_options_and_identifier() {
     // options 0x2D: retain handling 2, RAP, no local, QoS 1.
     let bytes = subscribe(Some(&[0x0B, 0x05]), &[("a/+/c", 0x2D), ("$share/g/x/#", 0x00)]);
     let f = frame(&bytes);
-    let Packet::Subscribe(sub) = f.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Subscribe(sub) = f.decode(V5).unwrap() else { panic!() };
     assert_eq!(sub.properties.subscription_identifiers().next(), Some(5));
     let (filter, o) = sub.filters().next().unwrap();
     assert_eq!(filter, "a/+/c");
@@ -80,18 +76,12 @@ fn rejects_empty_subscribe_payload() {
 
 #[test]
 fn rejects_subscribe_packet_id_zero() {
-    assert!(is_protocol(&decode_err(
-        &pkt(0x82, &[0x00, 0x00, 0x00, 0x01, b'a', 0x00]),
-        V311
-    )));
+    assert!(is_protocol(&decode_err(&pkt(0x82, &[0x00, 0x00, 0x00, 0x01, b'a', 0x00]), V311)));
 }
 
 #[test]
 fn rejects_subscribe_missing_options_byte() {
-    assert!(is_malformed(&decode_err(
-        &pkt(0x82, &[0x00, 0x01, 0x00, 0x01, b'a']),
-        V311
-    )));
+    assert!(is_malformed(&decode_err(&pkt(0x82, &[0x00, 0x01, 0x00, 0x01, b'a']), V311)));
 }
 
 #[test]
@@ -187,9 +177,7 @@ fn rejects_topic_alias_in_subscribe() {
 fn decodes_unsubscribe() {
     let bytes = unsubscribe(None, &["a/b", "c/+"]);
     let f = frame(&bytes);
-    let Packet::Unsubscribe(u) = f.decode(V311).unwrap() else {
-        panic!()
-    };
+    let Packet::Unsubscribe(u) = f.decode(V311).unwrap() else { panic!() };
     assert_eq!(u.packet_id, 11);
     assert_eq!(u.filters().collect::<Vec<_>>(), vec!["a/b", "c/+"]);
     assert_eq!(u.len(), 2);
@@ -215,24 +203,17 @@ fn rejects_unsubscribe_invalid_filter() {
 
 #[test]
 fn rejects_subscription_identifier_in_unsubscribe() {
-    assert!(is_protocol(&decode_err(
-        &unsubscribe(Some(&[0x0B, 0x01]), &["a"]),
-        V5
-    )));
+    assert!(is_protocol(&decode_err(&unsubscribe(Some(&[0x0B, 0x01]), &["a"]), V5)));
 }
 
 #[test]
 fn decodes_suback() {
     let f = frame(&[0x90, 0x05, 0x00, 0x0A, 0x00, 0x01, 0x80]);
-    let Packet::Suback(sa) = f.decode(V311).unwrap() else {
-        panic!()
-    };
+    let Packet::Suback(sa) = f.decode(V311).unwrap() else { panic!() };
     assert_eq!(sa.packet_id, 10);
     assert_eq!(sa.codes, &[0x00, 0x01, 0x80]);
     let f = frame(&[0x90, 0x05, 0x00, 0x0A, 0x00, 0x02, 0xA2]);
-    let Packet::Suback(sa) = f.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Suback(sa) = f.decode(V5).unwrap() else { panic!() };
     assert_eq!(sa.codes, &[0x02, 0xA2]);
 }
 
@@ -244,10 +225,7 @@ fn rejects_v311_suback_invalid_code() {
 
 #[test]
 fn rejects_v5_suback_invalid_code() {
-    assert!(is_protocol(&decode_err(
-        &[0x90, 0x04, 0x00, 0x0A, 0x00, 0x11],
-        V5
-    )));
+    assert!(is_protocol(&decode_err(&[0x90, 0x04, 0x00, 0x0A, 0x00, 0x11], V5)));
 }
 
 #[test]
@@ -263,14 +241,10 @@ fn rejects_suback_flags() {
 #[test]
 fn decodes_unsuback() {
     let f = frame(&[0xB0, 0x02, 0x00, 0x0B]);
-    let Packet::Unsuback(u) = f.decode(V311).unwrap() else {
-        panic!()
-    };
+    let Packet::Unsuback(u) = f.decode(V311).unwrap() else { panic!() };
     assert!(u.codes.is_empty());
     let f = frame(&[0xB0, 0x05, 0x00, 0x0B, 0x00, 0x00, 0x11]);
-    let Packet::Unsuback(u) = f.decode(V5).unwrap() else {
-        panic!()
-    };
+    let Packet::Unsuback(u) = f.decode(V5).unwrap() else { panic!() };
     assert_eq!(u.codes, &[0x00, 0x11]);
 }
 
@@ -286,8 +260,5 @@ fn rejects_v5_unsuback_without_codes() {
 
 #[test]
 fn rejects_v5_unsuback_invalid_code() {
-    assert!(is_protocol(&decode_err(
-        &[0xB0, 0x04, 0x00, 0x0B, 0x00, 0x01],
-        V5
-    )));
+    assert!(is_protocol(&decode_err(&[0xB0, 0x04, 0x00, 0x0B, 0x00, 0x01], V5)));
 }

@@ -39,11 +39,7 @@ impl Hasher for Fnv {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
         for &b in bytes {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
@@ -73,10 +69,7 @@ impl Index {
 
     /// Candidates for a literal first level, in rule order.
     pub(crate) fn candidates(&self, first: &str) -> Merge<'_> {
-        Merge {
-            a: self.buckets.get(first).map_or(&[], Vec::as_slice),
-            b: &self.wildcard,
-        }
+        Merge { a: self.buckets.get(first).map_or(&[], Vec::as_slice), b: &self.wildcard }
     }
 }
 
@@ -150,11 +143,8 @@ impl RuleSet {
             if !(rule.who.matches(who)) {
                 continue;
             }
-            let filters: Vec<Expanded> = rule
-                .topics
-                .iter()
-                .filter_map(|t| t.expand(who, rule.permission))
-                .collect();
+            let filters: Vec<Expanded> =
+                rule.topics.iter().filter_map(|t| t.expand(who, rule.permission)).collect();
             if filters.is_empty() {
                 continue;
             }
@@ -173,10 +163,7 @@ impl RuleSet {
                 if rule.subscribe {
                     acl.subscribe.add(pos, &filter);
                 }
-                acl.entries.push(Entry {
-                    rule: rule_pos,
-                    filter,
-                });
+                acl.entries.push(Entry { rule: rule_pos, filter });
             }
         }
         acl

@@ -14,11 +14,7 @@ use crate::codec::{split_shared, validate_topic_filter, validate_topic_name};
 const QUEUE_PREFIX: &str = "$queue/";
 
 fn invalid() -> Decision {
-    Decision {
-        permission: Permission::Deny,
-        rule: None,
-        superuser: false,
-    }
+    Decision { permission: Permission::Deny, rule: None, superuser: false }
 }
 
 /// The filter a subscription really asks for: `$share/{group}/F` and `$queue/F` are F.
@@ -34,28 +30,16 @@ pub(crate) fn strip_shared(filter: &str) -> &str {
 
 impl ClientAcl {
     fn superuser_decision() -> Decision {
-        Decision {
-            permission: Permission::Allow,
-            rule: None,
-            superuser: true,
-        }
+        Decision { permission: Permission::Allow, rule: None, superuser: true }
     }
 
     fn no_match_decision(&self) -> Decision {
-        Decision {
-            permission: self.no_match,
-            rule: None,
-            superuser: false,
-        }
+        Decision { permission: self.no_match, rule: None, superuser: false }
     }
 
     fn decide(&self, entry: &Entry) -> Option<Decision> {
         let rule = self.rules.get(entry.rule)?;
-        Some(Decision {
-            permission: rule.permission,
-            rule: Some(rule.id.clone()),
-            superuser: false,
-        })
+        Some(Decision { permission: rule.permission, rule: Some(rule.id.clone()), superuser: false })
     }
 
     /// Checks a PUBLISH (or a Will, trap 3) to `topic` with this QoS and retain flag.

@@ -52,10 +52,7 @@ impl N {
 impl<'de> Deserialize<'de> for N {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<V>::deserialize(d)?;
-        Ok(N {
-            line: s.referenced.line(),
-            v: s.value,
-        })
+        Ok(N { line: s.referenced.line(), v: s.value })
     }
 }
 
@@ -139,15 +136,7 @@ fn from_json(value: &serde_json::Value, depth: usize) -> Result<N, String> {
         serde_json::Value::Array(a) => V::Seq(a.iter().map(|x| from_json(x, d)).collect::<Result<_, _>>()?),
         serde_json::Value::Object(o) => V::Map(
             o.iter()
-                .map(|(k, x)| {
-                    Ok((
-                        N {
-                            line: 0,
-                            v: V::Str(k.clone()),
-                        },
-                        from_json(x, d)?,
-                    ))
-                })
+                .map(|(k, x)| Ok((N { line: 0, v: V::Str(k.clone()) }, from_json(x, d)?)))
                 .collect::<Result<_, String>>()?,
         ),
     };
@@ -162,11 +151,7 @@ pub(crate) struct Issues {
 
 impl Issues {
     pub(crate) fn push(&mut self, line: u64, key: &str, message: impl Into<String>) {
-        self.list.push(LoadIssue {
-            line,
-            key: key.to_string(),
-            message: message.into(),
-        });
+        self.list.push(LoadIssue { line, key: key.to_string(), message: message.into() });
     }
 }
 
@@ -196,13 +181,7 @@ pub fn parse_rule_file(text: &str, file_label: &str) -> Result<RuleSet, Vec<Load
 
 /// Reads (at most [`MAX_RULE_FILE_BYTES`]) and parses a rule file.
 pub fn load_rule_file(path: &Path) -> Result<RuleSet, Vec<LoadIssue>> {
-    let fail = |m: String| {
-        vec![LoadIssue {
-            line: 0,
-            key: "(file)".into(),
-            message: m,
-        }]
-    };
+    let fail = |m: String| vec![LoadIssue { line: 0, key: "(file)".into(), message: m }];
     let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     let mut buf = String::new();
     // Read one byte past the limit so an oversized (or growing) file is detected, not truncated.
@@ -234,12 +213,7 @@ pub fn parse_rules_json(value: &serde_json::Value) -> Result<Vec<Rule>, String> 
     if issues.list.is_empty() {
         Ok(rules)
     } else {
-        Err(issues
-            .list
-            .iter()
-            .map(|i| format!("{}: {}", i.key, i.message))
-            .collect::<Vec<_>>()
-            .join("; "))
+        Err(issues.list.iter().map(|i| format!("{}: {}", i.key, i.message)).collect::<Vec<_>>().join("; "))
     }
 }
 
@@ -296,25 +270,16 @@ fn parse_root(root: &N, label: &str, issues: &mut Issues) -> Option<RuleSet> {
                     _ => issues.push(v.line, key, "expected a list of rules"),
                 }
             }
-            other => issues.push(
-                k.line,
-                other,
-                "unknown key (expected enforce, no_match, deny_action, rules)",
-            ),
+            other => {
+                issues.push(k.line, other, "unknown key (expected enforce, no_match, deny_action, rules)")
+            }
         }
     }
     if !have_rules {
-        issues.push(
-            root.line,
-            "rules",
-            "missing key `rules` (use `rules: []` for none)",
-        );
+        issues.push(root.line, "rules", "missing key `rules` (use `rules: []` for none)");
     }
-    let placeholders: BTreeSet<String> = set
-        .rules
-        .iter()
-        .flat_map(|r| r.topics.iter().flat_map(|t| t.vars().map(|v| v.name())))
-        .collect();
+    let placeholders: BTreeSet<String> =
+        set.rules.iter().flat_map(|r| r.topics.iter().flat_map(|t| t.vars().map(|v| v.name()))).collect();
     set.placeholders = placeholders;
     Some(set)
 }
@@ -331,10 +296,7 @@ fn permission(v: &N, key: &str, issues: &mut Issues) -> Option<Permission> {
 }
 
 fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 /// Parses one rule; every problem goes to `issues`. `None` when the rule is invalid.
@@ -346,11 +308,7 @@ fn parse_rule(
     issues: &mut Issues,
 ) -> Option<Rule> {
     let V::Map(entries) = &node.v else {
-        issues.push(
-            node.line,
-            key,
-            "expected a rule map (permission, who, action, topics)",
-        );
+        issues.push(node.line, key, "expected a rule map (permission, who, action, topics)");
         return None;
     };
     let before = issues.list.len();
@@ -401,11 +359,7 @@ fn parse_rule(
                         }
                     }
                 }
-                _ => issues.push(
-                    v.line,
-                    &sub,
-                    "expected a non-empty list of QoS levels, e.g. [0, 1]",
-                ),
+                _ => issues.push(v.line, &sub, "expected a non-empty list of QoS levels, e.g. [0, 1]"),
             },
             "retain" => match v.v {
                 V::Bool(b) => retain = Some((b, v.line)),

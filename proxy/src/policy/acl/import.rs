@@ -192,11 +192,7 @@ impl TermParser<'_> {
                         }
                     }
                 }
-                Ok(if open == '{' {
-                    Term::Tuple(items)
-                } else {
-                    Term::List(items)
-                })
+                Ok(if open == '{' { Term::Tuple(items) } else { Term::List(items) })
             }
             other => Err(format!("line {}: unexpected {other:?}", self.lex.line)),
         }
@@ -231,11 +227,7 @@ fn emqx_who(t: &Term, depth: usize) -> Result<String, String> {
                 if r != "re" {
                     return Err(format!("{k}: expected {{re, \"...\"}}"));
                 }
-                let key = if k.starts_with("user") {
-                    "username_re"
-                } else {
-                    "clientid_re"
-                };
+                let key = if k.starts_with("user") { "username_re" } else { "clientid_re" };
                 Ok(format!("{{{key}: {}}}", q(&emqx_re(&emqx_str(pat, k)?))))
             }
             [Term::Atom(k), v] => {
@@ -324,9 +316,7 @@ fn emqx_action(t: &Term) -> Result<EmqxAction, String> {
 
 /// EMQX 4 `%u`/`%c` and EMQX 5 `${...}` placeholders to moat's.
 fn emqx_topic_text(s: &str) -> String {
-    s.replace("%u", "${username}")
-        .replace("%c", "${clientid}")
-        .replace("${cert_common_name}", "${cert_cn}")
+    s.replace("%u", "${username}").replace("%c", "${clientid}").replace("${cert_common_name}", "${cert_cn}")
 }
 
 fn emqx_topics(t: &Term) -> Result<Vec<String>, String> {
@@ -354,13 +344,7 @@ fn emqx_topics(t: &Term) -> Result<Vec<String>, String> {
 /// `{allow, all}.` / `{deny, all}.` match everything in EMQX, so they end evaluation: they
 /// become `no_match`, and any statement after them (unreachable in EMQX) is dropped.
 pub fn import_emqx(text: &str) -> Result<String, String> {
-    let mut p = TermParser {
-        lex: Lexer {
-            chars: text.char_indices().peekable(),
-            line: 1,
-        },
-        peeked: None,
-    };
+    let mut p = TermParser { lex: Lexer { chars: text.char_indices().peekable(), line: 1 }, peeked: None };
     let mut rules = String::new();
     let mut no_match = "deny";
     let mut dropped = 0usize;
@@ -400,10 +384,8 @@ pub fn import_emqx(text: &str) -> Result<String, String> {
                 if retain.is_some() && action != "publish" {
                     return Err(ctx("retain applies to publish only".into()));
                 }
-                let _ = write!(
-                    rules,
-                    "  - {{id: emqx-L{line}, permission: {perm}, who: {who}, action: {action}"
-                );
+                let _ =
+                    write!(rules, "  - {{id: emqx-L{line}, permission: {perm}, who: {who}, action: {action}");
                 if let Some(qos) = qos {
                     let list: Vec<String> = qos.iter().map(i64::to_string).collect();
                     let _ = write!(rules, ", qos: [{}]", list.join(", "));
@@ -413,19 +395,12 @@ pub fn import_emqx(text: &str) -> Result<String, String> {
                 }
                 let _ = writeln!(rules, ", topics: [{}]}}", topics.join(", "));
             }
-            _ => {
-                return Err(ctx(
-                    "expected {Permission, Who, Action, Topics} or {Permission, all}".into(),
-                ))
-            }
+            _ => return Err(ctx("expected {Permission, Who, Action, Topics} or {Permission, all}".into())),
         }
     }
     let mut out = String::from("# Imported from EMQX acl.conf by moat.\n");
     if dropped > 0 {
-        let _ = writeln!(
-            out,
-            "# {dropped} statement(s) after the catch-all were unreachable and dropped."
-        );
+        let _ = writeln!(out, "# {dropped} statement(s) after the catch-all were unreachable and dropped.");
     }
     let _ = writeln!(out, "no_match: {no_match}");
     if rules.is_empty() {

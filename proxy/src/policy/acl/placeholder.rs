@@ -42,10 +42,7 @@ impl Var {
             "peerhost" => Var::PeerHost,
             _ => {
                 let attr = name.strip_prefix("attr.")?;
-                if attr.is_empty()
-                    || !attr
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+                if attr.is_empty() || !attr.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
                 {
                     return None;
                 }
@@ -211,13 +208,15 @@ impl TopicTemplate {
                     levels
                         .iter()
                         .zip(out)
-                        .map(|(tpl, l)| {
-                            if tpl.iter().any(|p| matches!(p, Part::Var(_))) {
-                                Level::Plus
-                            } else {
-                                l
-                            }
-                        })
+                        .map(
+                            |(tpl, l)| {
+                                if tpl.iter().any(|p| matches!(p, Part::Var(_))) {
+                                    Level::Plus
+                                } else {
+                                    l
+                                }
+                            },
+                        )
                         .collect(),
                 )),
             };
@@ -267,6 +266,5 @@ fn safe_value(v: &str, at_start: bool) -> bool {
     if v.is_empty() || (at_start && v.starts_with('$')) {
         return false;
     }
-    !v.chars()
-        .any(|c| matches!(c, '+' | '#' | '/' | '\0') || c.is_control())
+    !v.chars().any(|c| matches!(c, '+' | '#' | '/' | '\0') || c.is_control())
 }

@@ -90,11 +90,7 @@ fn parse_ip(s: &str) -> Result<IpNet, String> {
 /// Parses a `who` node, reporting every problem into `issues`. `None` when invalid.
 pub(crate) fn parse_who(node: &N, key: &str, depth: usize, issues: &mut Issues) -> Option<Who> {
     if depth > MAX_WHO_DEPTH {
-        issues.push(
-            node.line,
-            key,
-            format!("and/or nested deeper than {MAX_WHO_DEPTH}"),
-        );
+        issues.push(node.line, key, format!("and/or nested deeper than {MAX_WHO_DEPTH}"));
         return None;
     }
     let entries = match &node.v {
@@ -111,11 +107,7 @@ pub(crate) fn parse_who(node: &N, key: &str, depth: usize, issues: &mut Issues) 
         }
     };
     let [(k, v)] = entries.as_slice() else {
-        issues.push(
-            node.line,
-            key,
-            "a who map must have exactly one key (combine with and/or)",
-        );
+        issues.push(node.line, key, "a who map must have exactly one key (combine with and/or)");
         return None;
     };
     let Some(name) = k.as_str() else {
@@ -150,10 +142,7 @@ pub(crate) fn parse_who(node: &N, key: &str, depth: usize, issues: &mut Issues) 
         }
         "ipaddr" => {
             let s = string(issues)?;
-            parse_ip(&s)
-                .map(Who::Ip)
-                .map_err(|m| issues.push(v.line, &sub, m))
-                .ok()
+            parse_ip(&s).map(Who::Ip).map_err(|m| issues.push(v.line, &sub, m)).ok()
         }
         "attr" => {
             let V::Map(pairs) = &v.v else {
@@ -194,13 +183,7 @@ pub(crate) fn parse_who(node: &N, key: &str, depth: usize, issues: &mut Issues) 
                     None => ok = false,
                 }
             }
-            ok.then(|| {
-                if name == "and" {
-                    Who::And(out)
-                } else {
-                    Who::Or(out)
-                }
-            })
+            ok.then(|| if name == "and" { Who::And(out) } else { Who::Or(out) })
         }
         other => {
             issues.push(k.line, &sub, format!("unknown who key `{other}`"));

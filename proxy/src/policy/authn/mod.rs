@@ -108,11 +108,7 @@ impl AuthChain {
                     return AuthDecision::Allow(identity);
                 }
                 Outcome::Deny(reason, label) => {
-                    return AuthDecision::Deny {
-                        reason,
-                        label,
-                        authenticator: kind,
-                    }
+                    return AuthDecision::Deny { reason, label, authenticator: kind }
                 }
                 Outcome::Ignore => {}
             }
@@ -171,12 +167,7 @@ fn x509_check(s: &X509Settings, creds: &Credentials) -> Outcome {
         },
         None => creds.client_id.clone(),
     };
-    Outcome::Allow(Identity {
-        username,
-        client_id,
-        cert_cn: cert.cn.clone(),
-        ..Identity::default()
-    })
+    Outcome::Allow(Identity { username, client_id, cert_cn: cert.cn.clone(), ..Identity::default() })
 }
 
 async fn password_check(

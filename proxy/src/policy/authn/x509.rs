@@ -52,22 +52,9 @@ impl CertIdentity {
     pub fn from_der(der: &[u8]) -> Option<Self> {
         let (_, cert) = X509Certificate::from_der(der).ok()?;
         let subject = cert.subject();
-        let cn = subject
-            .iter_common_name()
-            .next()
-            .and_then(|a| a.as_str().ok())
-            .map(str::to_string);
-        let ou = subject
-            .iter_organizational_unit()
-            .next()
-            .and_then(|a| a.as_str().ok())
-            .map(str::to_string);
-        let mut id = CertIdentity {
-            cn,
-            ou,
-            dn: subject.to_string(),
-            ..Default::default()
-        };
+        let cn = subject.iter_common_name().next().and_then(|a| a.as_str().ok()).map(str::to_string);
+        let ou = subject.iter_organizational_unit().next().and_then(|a| a.as_str().ok()).map(str::to_string);
+        let mut id = CertIdentity { cn, ou, dn: subject.to_string(), ..Default::default() };
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {
                 match name {
@@ -105,15 +92,9 @@ mod tests {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(vec!["device-7.example".to_string()]).expect("params");
         params.distinguished_name.push(DnType::CommonName, "device-7");
-        params
-            .distinguished_name
-            .push(DnType::OrganizationalUnitName, "sensors");
-        params
-            .subject_alt_names
-            .push(SanType::URI("spiffe://moat/device-7".try_into().expect("uri")));
-        params
-            .subject_alt_names
-            .push(SanType::Rfc822Name("ops@example.com".try_into().expect("mail")));
+        params.distinguished_name.push(DnType::OrganizationalUnitName, "sensors");
+        params.subject_alt_names.push(SanType::URI("spiffe://moat/device-7".try_into().expect("uri")));
+        params.subject_alt_names.push(SanType::Rfc822Name("ops@example.com".try_into().expect("mail")));
         let cert = params.self_signed(&key).expect("cert");
         let id = CertIdentity::from_der(cert.der()).expect("parses");
         assert_eq!(id.field(CertField::Cn), Some("device-7"));

@@ -35,12 +35,7 @@ impl TokenBucket {
             Rate::PerSecond(per_second) => Some(sanitise(per_second)),
         };
         let capacity = sanitise(burst);
-        TokenBucket {
-            rate,
-            capacity,
-            tokens: capacity,
-            last: None,
-        }
+        TokenBucket { rate, capacity, tokens: capacity, last: None }
     }
 
     /// An unlimited bucket, for levels that have no limit configured.

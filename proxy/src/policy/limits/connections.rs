@@ -104,13 +104,7 @@ impl ConnectionLimits {
         let ip = ip.to_canonical();
         let cap = self.max_total.unwrap_or(usize::MAX);
         self.total
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                if n < cap {
-                    Some(n + 1)
-                } else {
-                    None
-                }
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| if n < cap { Some(n + 1) } else { None })
             .map_err(|_| LimitHit::Total)?;
 
         let listener = match self.acquire_listener(listener, listener_max) {
@@ -126,11 +120,7 @@ impl ConnectionLimits {
             self.release_total();
             return Err(LimitHit::PerIp);
         }
-        Ok(ConnectionGuard {
-            limits: Arc::clone(self),
-            listener,
-            ip,
-        })
+        Ok(ConnectionGuard { limits: Arc::clone(self), listener, ip })
     }
 
     /// Live connections, all listeners.
@@ -186,9 +176,7 @@ impl ConnectionLimits {
 
     fn release_total(&self) {
         // Never below zero, even if a bug released twice: a wrapped counter would lock everyone out.
-        let _ = self
-            .total
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        let _ = self.total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     fn release_listener(&self, listener: &str) {

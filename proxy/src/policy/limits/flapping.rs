@@ -126,11 +126,7 @@ pub struct FlappingDetector {
 
 impl FlappingDetector {
     pub fn new(cfg: FlappingConfig) -> Self {
-        let cfg = FlappingConfig {
-            max_count: cfg.max_count.max(1),
-            max_keys: cfg.max_keys.max(1),
-            ..cfg
-        };
+        let cfg = FlappingConfig { max_count: cfg.max_count.max(1), max_keys: cfg.max_keys.max(1), ..cfg };
         FlappingDetector {
             cfg,
             tables: Default::default(),
@@ -143,12 +139,7 @@ impl FlappingDetector {
     /// bans the key until then), else `None`.
     pub fn record(&mut self, key: FlapKey<'_>, now: Instant) -> Option<Instant> {
         let fingerprint = self.fingerprint(key);
-        let FlappingConfig {
-            max_count,
-            window,
-            ban_time,
-            max_keys,
-        } = self.cfg;
+        let FlappingConfig { max_count, window, ban_time, max_keys } = self.cfg;
         let seq = self.next_seq;
         let table = self.table_mut(key.kind());
         table.expire(now, window);
@@ -164,14 +155,7 @@ impl FlappingDetector {
             // First event, or window over (only reachable with out-of-order `now`): start anew.
             table.remove(fingerprint);
             while table.entries.len() >= max_keys && table.evict_oldest() {}
-            table.entries.insert(
-                fingerprint,
-                Entry {
-                    started_at: now,
-                    count: 1,
-                    seq,
-                },
-            );
+            table.entries.insert(fingerprint, Entry { started_at: now, count: 1, seq });
             table.by_age.insert((now, seq), fingerprint);
             self.next_seq = seq.wrapping_add(1);
             1

@@ -63,10 +63,7 @@ impl Limiter {
         let conn_wait = conn.wait_for(n);
         if !conn_wait.is_zero() {
             // Report the shared levels' waits too, without taking from them.
-            return Err(self
-                .shared_levels()
-                .map(|level| peek(level, n, now))
-                .fold(conn_wait, Duration::max));
+            return Err(self.shared_levels().map(|level| peek(level, n, now)).fold(conn_wait, Duration::max));
         }
         conn.commit(n);
 
@@ -83,10 +80,7 @@ impl Limiter {
             if wait.is_zero() {
                 continue;
             }
-            let later = self
-                .shared_levels()
-                .skip(index.saturating_add(1))
-                .map(|later| peek(later, n, now));
+            let later = self.shared_levels().skip(index.saturating_add(1)).map(|later| peek(later, n, now));
             let wait = later.fold(wait, Duration::max);
             for earlier in self.shared_levels().take(index) {
                 earlier.lock().refund(n);

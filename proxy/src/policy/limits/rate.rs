@@ -70,9 +70,7 @@ pub enum RateError {
 /// Parses a rate (the contract's entry point). A burst suffix is accepted and validated; use
 /// [`parse_rate_spec`] to obtain it.
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
-    parse_rate_spec(text)
-        .map(|spec| spec.rate)
-        .map_err(|error| error.to_string())
+    parse_rate_spec(text).map(|spec| spec.rate).map_err(|error| error.to_string())
 }
 
 /// Parses a rate with its optional `", burst <amount>"` suffix.
@@ -107,9 +105,8 @@ fn parse_bare_rate(rate_text: &str, original: &str) -> Result<Rate, RateError> {
     if rate_text.eq_ignore_ascii_case("infinity") {
         return Ok(Rate::Infinity);
     }
-    let (amount, period) = rate_text
-        .split_once('/')
-        .ok_or_else(|| RateError::MissingPeriod(original.to_owned()))?;
+    let (amount, period) =
+        rate_text.split_once('/').ok_or_else(|| RateError::MissingPeriod(original.to_owned()))?;
     let amount = parse_amount(amount.trim(), original)?;
     let period_secs = parse_period(period.trim(), original)?;
     let per_second = amount / period_secs;
@@ -124,9 +121,7 @@ fn parse_bare_rate(rate_text: &str, original: &str) -> Result<Rate, RateError> {
 
 /// `digits[.digits][unit]` → a positive finite amount.
 fn parse_amount(text: &str, original: &str) -> Result<f64, RateError> {
-    let number_len = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let number_len = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(number_len);
     let value = parse_decimal(number).ok_or_else(|| RateError::BadNumber(original.to_owned()))?;
     let multiplier = unit_multiplier(unit.trim()).ok_or_else(|| RateError::BadUnit(original.to_owned()))?;
@@ -163,10 +158,7 @@ fn unit_multiplier(unit: &str) -> Option<f64> {
         ("mib", 1024.0 * 1024.0),
         ("gib", 1024.0 * 1024.0 * 1024.0),
     ];
-    UNITS
-        .iter()
-        .find(|(name, _)| unit.eq_ignore_ascii_case(name))
-        .map(|(_, multiplier)| *multiplier)
+    UNITS.iter().find(|(name, _)| unit.eq_ignore_ascii_case(name)).map(|(_, multiplier)| *multiplier)
 }
 
 /// `[count](s|m|h)` → seconds.
@@ -174,11 +166,7 @@ fn parse_period(text: &str, original: &str) -> Result<f64, RateError> {
     let bad = || RateError::BadPeriod(original.to_owned());
     let digits_len = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (count, unit) = text.split_at(digits_len);
-    let count: u32 = if count.is_empty() {
-        1
-    } else {
-        count.parse().map_err(|_| bad())?
-    };
+    let count: u32 = if count.is_empty() { 1 } else { count.parse().map_err(|_| bad())? };
     if count == 0 {
         return Err(bad());
     }

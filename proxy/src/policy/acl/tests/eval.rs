@@ -27,10 +27,7 @@ fn first_match_wins() {
 
 #[test]
 fn decision_names_matching_rule() {
-    let a = acl(
-        "rules:\n  - {id: r1, permission: deny, who: all, action: all, topics: [x]}\n",
-        &client("c"),
-    );
+    let a = acl("rules:\n  - {id: r1, permission: deny, who: all, action: all, topics: [x]}\n", &client("c"));
     let d = a.check_publish("x", 0, false);
     assert_eq!(d.rule.as_deref(), Some("r1"));
     assert!(!d.superuser);
@@ -41,11 +38,7 @@ fn no_match_applies_when_nothing_matches() {
     let a = acl("rules: []", &client("c"));
     assert_eq!(
         a.check_publish("x", 0, false),
-        Decision {
-            permission: Permission::Deny,
-            rule: None,
-            superuser: false
-        }
+        Decision { permission: Permission::Deny, rule: None, superuser: false }
     );
     let a = acl("no_match: allow\nrules: []", &client("c"));
     assert!(pub_ok(&a, "x"));
@@ -56,29 +49,16 @@ fn no_match_applies_when_nothing_matches() {
 fn superuser_allowed_without_rules() {
     let mut who = client("root");
     who.superuser = true;
-    let a = acl(
-        &format!("rules:\n{}", rule("deny", "all", "all", "[\"#\"]")),
-        &who,
-    );
+    let a = acl(&format!("rules:\n{}", rule("deny", "all", "all", "[\"#\"]")), &who);
     let d = a.check_publish("x", 1, true);
-    assert_eq!(
-        d,
-        Decision {
-            permission: Permission::Allow,
-            rule: None,
-            superuser: true
-        }
-    );
+    assert_eq!(d, Decision { permission: Permission::Allow, rule: None, superuser: true });
     assert!(a.check_subscribe("#", 2).superuser);
 }
 
 #[test]
 fn eq_matches_only_literal() {
     let a = acl(
-        &format!(
-            "rules:\n{}",
-            rule("allow", "all", "all", "[{eq: \"admin/#\"}, {eq: \"x/y\"}]")
-        ),
+        &format!("rules:\n{}", rule("allow", "all", "all", "[{eq: \"admin/#\"}, {eq: \"x/y\"}]")),
         &client("c"),
     );
     assert!(sub_ok(&a, "admin/#"));
@@ -104,10 +84,7 @@ fn eq_deny_blocks_only_identical_filter() {
 
 #[test]
 fn allow_rule_must_contain_subscription_filter() {
-    let a = acl(
-        &format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"a/+\"]")),
-        &client("c"),
-    );
+    let a = acl(&format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"a/+\"]")), &client("c"));
     assert!(sub_ok(&a, "a/b"));
     assert!(sub_ok(&a, "a/+"));
     assert!(!sub_ok(&a, "a/#"));
@@ -145,10 +122,7 @@ fn deny_rule_blocks_intersecting_filter() {
 
 #[test]
 fn share_prefix_is_stripped() {
-    let a = acl(
-        &format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"jobs/#\"]")),
-        &client("c"),
-    );
+    let a = acl(&format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"jobs/#\"]")), &client("c"));
     assert!(sub_ok(&a, "$share/workers/jobs/new"));
     assert!(sub_ok(&a, "$queue/jobs/new"));
     assert!(!sub_ok(&a, "$share/jobs/x"));
@@ -157,10 +131,7 @@ fn share_prefix_is_stripped() {
 
 #[test]
 fn share_prefix_cannot_smuggle_dollar_topics() {
-    let a = acl(
-        &format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"#\"]")),
-        &client("c"),
-    );
+    let a = acl(&format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"#\"]")), &client("c"));
     assert!(!sub_ok(&a, "$share/g/$SYS/#"));
     assert!(!sub_ok(&a, "$SYS/#"));
     assert!(sub_ok(&a, "$share/g/#"));
@@ -168,20 +139,14 @@ fn share_prefix_cannot_smuggle_dollar_topics() {
 
 #[test]
 fn dollar_rules_apply_to_stripped_filter() {
-    let a = acl(
-        &format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"$SYS/#\"]")),
-        &client("c"),
-    );
+    let a = acl(&format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"$SYS/#\"]")), &client("c"));
     assert!(sub_ok(&a, "$share/g/$SYS/broker/+"));
     assert!(sub_ok(&a, "$SYS/broker/load"));
 }
 
 #[test]
 fn wildcard_first_level_rule_does_not_grant_dollar_topics() {
-    let a = acl(
-        &format!("rules:\n{}", rule("allow", "all", "all", "[\"#\", \"+/+\"]")),
-        &client("c"),
-    );
+    let a = acl(&format!("rules:\n{}", rule("allow", "all", "all", "[\"#\", \"+/+\"]")), &client("c"));
     assert!(!pub_ok(&a, "$SYS/x"));
     assert!(!sub_ok(&a, "$SYS/x"));
     assert!(!sub_ok(&a, "$SYS/#"));
@@ -208,16 +173,10 @@ fn retain_qualifier_limits_publish() {
 
 #[test]
 fn action_restricts_rule() {
-    let a = acl(
-        &format!("rules:\n{}", rule("allow", "all", "publish", "[\"t\"]")),
-        &client("c"),
-    );
+    let a = acl(&format!("rules:\n{}", rule("allow", "all", "publish", "[\"t\"]")), &client("c"));
     assert!(pub_ok(&a, "t"));
     assert!(!sub_ok(&a, "t"));
-    let a = acl(
-        &format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"t\"]")),
-        &client("c"),
-    );
+    let a = acl(&format!("rules:\n{}", rule("allow", "all", "subscribe", "[\"t\"]")), &client("c"));
     assert!(!pub_ok(&a, "t"));
     assert!(sub_ok(&a, "t"));
 }
@@ -243,19 +202,13 @@ fn who_username_and_regex() {
 fn who_absent_field_does_not_match() {
     let y = format!("rules:\n{}", rule("allow", "{username: \"\"}", "publish", "[a]"));
     assert!(issues(&y).iter().any(|i| i.key.ends_with("username")));
-    let y = format!(
-        "rules:\n{}",
-        rule("allow", "{username_re: \".*\"}", "publish", "[a]")
-    );
+    let y = format!("rules:\n{}", rule("allow", "{username_re: \".*\"}", "publish", "[a]"));
     let mut anon = client("c");
     anon.username = None;
     assert!(!pub_ok(&acl(&y, &anon), "a"));
     let y = format!("rules:\n{}", rule("allow", "{cert_cn: x}", "publish", "[a]"));
     assert!(!pub_ok(&acl(&y, &anon), "a"));
-    let y = format!(
-        "rules:\n{}",
-        rule("allow", "{ipaddr: \"10.0.0.0/8\"}", "publish", "[a]")
-    );
+    let y = format!("rules:\n{}", rule("allow", "{ipaddr: \"10.0.0.0/8\"}", "publish", "[a]"));
     assert!(!pub_ok(&acl(&y, &anon), "a"));
 }
 
@@ -273,10 +226,7 @@ fn who_ipaddr_cidr_and_exact() {
     assert!(pub_ok(&a, "a") && !pub_ok(&a, "b"));
     c.peer = Some("::ffff:192.168.1.5".parse::<IpAddr>().unwrap());
     let a = s.compile_for(&c, &[]);
-    assert!(
-        !pub_ok(&a, "a") && pub_ok(&a, "b"),
-        "IPv4-mapped peers match IPv4 rules"
-    );
+    assert!(!pub_ok(&a, "a") && pub_ok(&a, "b"), "IPv4-mapped peers match IPv4 rules");
 }
 
 #[test]
@@ -302,20 +252,14 @@ fn who_group_attr_and_or() {
 
 #[test]
 fn extra_rules_go_first() {
-    let s = set(&format!(
-        "rules:\n{}",
-        rule("allow", "all", "publish", "[\"t/#\"]")
-    ));
+    let s = set(&format!("rules:\n{}", rule("allow", "all", "publish", "[\"t/#\"]")));
     let extra = parse_rules_json(&serde_json::json!([
         {"id": "jwt-deny", "permission": "deny", "who": "all", "action": "publish", "topics": ["t/x"]}
     ]))
     .unwrap();
     let a = s.compile_for(&client("c"), &extra);
     let d = a.check_publish("t/x", 0, false);
-    assert_eq!(
-        (d.permission, d.rule.as_deref()),
-        (Permission::Deny, Some("jwt-deny"))
-    );
+    assert_eq!((d.permission, d.rule.as_deref()), (Permission::Deny, Some("jwt-deny")));
     assert!(pub_ok(&a, "t/y"));
 }
 

@@ -15,11 +15,7 @@ pub fn issues(yaml: &str) -> Vec<LoadIssue> {
 }
 
 pub fn client(id: &str) -> Identity {
-    Identity {
-        client_id: id.into(),
-        username: Some(format!("user-{id}")),
-        ..Identity::default()
-    }
+    Identity { client_id: id.into(), username: Some(format!("user-{id}")), ..Identity::default() }
 }
 
 pub fn acl(yaml: &str, who: &Identity) -> ClientAcl {

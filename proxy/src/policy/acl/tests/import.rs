@@ -94,18 +94,12 @@ pattern deny admin/#\n";
 fn mosquitto_import_real_file() {
     let y = import_mosquitto(MOSQ).expect("imports");
     let s = set(&y);
-    assert!(
-        y.contains("not imported (anonymous clients): topic read $SYS/#"),
-        "{y}"
-    );
+    assert!(y.contains("not imported (anonymous clients): topic read $SYS/#"), "{y}");
     assert_eq!(s.len(), 8, "{y}");
     let mut alice = client("a1");
     alice.username = Some("alice".into());
     let a = s.compile_for(&alice, &[]);
-    assert!(
-        !pub_ok(&a, "alice/secret"),
-        "deny lines come first, as in mosquitto"
-    );
+    assert!(!pub_ok(&a, "alice/secret"), "deny lines come first, as in mosquitto");
     assert!(pub_ok(&a, "alice/x"));
     assert!(sub_ok(&a, "home/kitchen/temp"));
     assert!(pub_ok(&a, "devices/a1/state"));

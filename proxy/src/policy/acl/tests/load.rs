@@ -51,14 +51,9 @@ fn default_rule_id_is_file_and_line() {
 #[test]
 fn unknown_key_reported_with_line() {
     let e = issues("rules:\n  - permission: allow\n    who: all\n    action: publish\n    topic: [a]\n");
-    let i = e
-        .iter()
-        .find(|i| i.key == "rules[0].topic")
-        .expect("issue for topic");
+    let i = e.iter().find(|i| i.key == "rules[0].topic").expect("issue for topic");
     assert_eq!(i.line, 5);
-    assert!(e
-        .iter()
-        .any(|i| i.key == "rules[0].topics" && i.message.contains("missing")));
+    assert!(e.iter().any(|i| i.key == "rules[0].topics" && i.message.contains("missing")));
 }
 
 #[test]
@@ -152,9 +147,7 @@ fn who_nesting_depth_bounded() {
     for _ in 0..10 {
         who = format!("{{and: [{who}]}}");
     }
-    let e = issues(&format!(
-        "rules:\n  - {{permission: allow, who: {who}, action: all, topics: [x]}}\n"
-    ));
+    let e = issues(&format!("rules:\n  - {{permission: allow, who: {who}, action: all, topics: [x]}}\n"));
     assert!(e.iter().any(|i| i.message.contains("nested deeper")), "{e:?}");
 }
 

@@ -5,12 +5,7 @@ use proptest::prelude::*;
 use crate::policy::acl::{filter_contains, filters_intersect, topic_matches};
 
 fn level() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("a".to_string()),
-        Just("b".to_string()),
-        Just("".to_string()),
-        Just("$s".to_string())
-    ]
+    prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("".to_string()), Just("$s".to_string())]
 }
 
 fn topic() -> impl Strategy<Value = String> {
@@ -18,10 +13,7 @@ fn topic() -> impl Strategy<Value = String> {
 }
 
 fn filter() -> impl Strategy<Value = String> {
-    (
-        prop::collection::vec(prop_oneof![3 => level(), 2 => Just("+".to_string())], 1..4),
-        any::<bool>(),
-    )
+    (prop::collection::vec(prop_oneof![3 => level(), 2 => Just("+".to_string())], 1..4), any::<bool>())
         .prop_map(|(mut l, hash)| {
             if hash {
                 l.push("#".into());

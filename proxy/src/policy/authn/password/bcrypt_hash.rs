@@ -43,9 +43,7 @@ impl BcryptHash {
             .iter()
             .find_map(|prefix| s.strip_prefix(prefix))
             .ok_or_else(|| "unsupported bcrypt variant (expected $2a$, $2b$ or $2y$)".to_string())?;
-        let (cost, body) = rest
-            .split_once('$')
-            .ok_or_else(|| "malformed bcrypt hash".to_string())?;
+        let (cost, body) = rest.split_once('$').ok_or_else(|| "malformed bcrypt hash".to_string())?;
         if cost.len() != 2 || !cost.bytes().all(|b| b.is_ascii_digit()) {
             return Err("malformed bcrypt cost (expected two digits)".into());
         }
@@ -88,11 +86,7 @@ impl BcryptHash {
     }
 
     pub(super) fn dummy(&self) -> Self {
-        BcryptHash {
-            cost: self.cost,
-            salt: [0x5a; 16],
-            hash: [0; HASH_BYTES],
-        }
+        BcryptHash { cost: self.cost, salt: [0x5a; 16], hash: [0; HASH_BYTES] }
     }
 
     pub(super) fn cost_class(&self) -> String {

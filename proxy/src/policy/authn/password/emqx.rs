@@ -93,18 +93,8 @@ pub(super) enum SaltPosition {
 /// No `Debug`: holds the salt and digest.
 #[derive(Clone)]
 pub(super) enum EmqxHash {
-    Pbkdf2 {
-        mac: Sha,
-        iterations: u32,
-        salt: Vec<u8>,
-        hash: Vec<u8>,
-    },
-    Salted {
-        sha: Sha,
-        position: SaltPosition,
-        salt: Vec<u8>,
-        hash: Vec<u8>,
-    },
+    Pbkdf2 { mac: Sha, iterations: u32, salt: Vec<u8>, hash: Vec<u8> },
+    Salted { sha: Sha, position: SaltPosition, salt: Vec<u8>, hash: Vec<u8> },
 }
 
 type Problems = Vec<(EmqxField, String)>;
@@ -138,12 +128,7 @@ impl EmqxHash {
 
     pub(super) fn verify(&self, password: &[u8]) -> bool {
         match self {
-            EmqxHash::Pbkdf2 {
-                mac,
-                iterations,
-                salt,
-                hash,
-            } => {
+            EmqxHash::Pbkdf2 { mac, iterations, salt, hash } => {
                 let mut out = vec![0u8; hash.len()];
                 match mac {
                     Sha::Sha256 => pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, *iterations, &mut out),
@@ -151,27 +136,14 @@ impl EmqxHash {
                 }
                 bool::from(out.ct_eq(hash))
             }
-            EmqxHash::Salted {
-                sha,
-                position,
-                salt,
-                hash,
-            } => {
+            EmqxHash::Salted { sha, position, salt, hash } => {
                 let (first, second): (&[u8], &[u8]) = match position {
                     SaltPosition::Prefix => (salt, password),
                     SaltPosition::Suffix => (password, salt),
                 };
                 let out = match sha {
-                    Sha::Sha256 => Sha256::new()
-                        .chain_update(first)
-                        .chain_update(second)
-                        .finalize()
-                        .to_vec(),
-                    Sha::Sha512 => Sha512::new()
-                        .chain_update(first)
-                        .chain_update(second)
-                        .finalize()
-                        .to_vec(),
+                    Sha::Sha256 => Sha256::new().chain_update(first).chain_update(second).finalize().to_vec(),
+                    Sha::Sha512 => Sha512::new().chain_update(first).chain_update(second).finalize().to_vec(),
                 };
                 bool::from(out.ct_eq(hash))
             }
@@ -180,23 +152,13 @@ impl EmqxHash {
 
     pub(super) fn dummy(&self) -> Self {
         match self {
-            EmqxHash::Pbkdf2 {
-                mac,
-                iterations,
-                salt,
-                hash,
-            } => EmqxHash::Pbkdf2 {
+            EmqxHash::Pbkdf2 { mac, iterations, salt, hash } => EmqxHash::Pbkdf2 {
                 mac: *mac,
                 iterations: *iterations,
                 salt: vec![0x5a; salt.len()],
                 hash: vec![0; hash.len()],
             },
-            EmqxHash::Salted {
-                sha,
-                position,
-                salt,
-                hash,
-            } => EmqxHash::Salted {
+            EmqxHash::Salted { sha, position, salt, hash } => EmqxHash::Salted {
                 sha: *sha,
                 position: *position,
                 salt: vec![0x5a; salt.len()],
@@ -207,12 +169,7 @@ impl EmqxHash {
 
     pub(super) fn cost_class(&self) -> String {
         match self {
-            EmqxHash::Pbkdf2 {
-                mac,
-                iterations,
-                hash,
-                ..
-            } => {
+            EmqxHash::Pbkdf2 { mac, iterations, hash, .. } => {
                 format!("emqx-pbkdf2:{}:{iterations}:{}", mac.name(), hash.len())
             }
             EmqxHash::Salted { sha, .. } => format!("emqx-salted:{}", sha.name()),
@@ -241,10 +198,8 @@ fn pbkdf2(spec: &EmqxSpec, problems: &mut Problems) -> Option<EmqxHash> {
         Some(name) => {
             let mac = Sha::parse(name);
             if mac.is_none() {
-                problems.push((
-                    EmqxField::MacFun,
-                    format!("unsupported mac_fun {name:?} (sha256 or sha512)"),
-                ));
+                problems
+                    .push((EmqxField::MacFun, format!("unsupported mac_fun {name:?} (sha256 or sha512)")));
             }
             mac
         }
@@ -257,10 +212,7 @@ fn pbkdf2(spec: &EmqxSpec, problems: &mut Problems) -> Option<EmqxHash> {
         Some(n) => match u32::try_from(n) {
             Ok(n) if (1..=MAX_ITERATIONS).contains(&n) => Some(n),
             _ => {
-                problems.push((
-                    EmqxField::Iterations,
-                    format!("{n} out of range 1..={MAX_ITERATIONS}"),
-                ));
+                problems.push((EmqxField::Iterations, format!("{n} out of range 1..={MAX_ITERATIONS}")));
                 None
             }
         },
@@ -269,28 +221,18 @@ fn pbkdf2(spec: &EmqxSpec, problems: &mut Problems) -> Option<EmqxHash> {
     let hash = hex_hash(spec, problems);
     if let Some(dk) = spec.dk_length {
         if !(MIN_DK_LEN..=MAX_DK_LEN).contains(&dk) {
-            problems.push((
-                EmqxField::DkLength,
-                format!("{dk} out of range {MIN_DK_LEN}..={MAX_DK_LEN}"),
-            ));
+            problems.push((EmqxField::DkLength, format!("{dk} out of range {MIN_DK_LEN}..={MAX_DK_LEN}")));
         }
     }
     let (mac, iterations, salt, hash) = (mac?, iterations?, salt?, hash?);
     // EMQX derives `dk_length` bytes, or the MAC's output length when unset: the hex must match.
     let expected = spec.dk_length.unwrap_or(mac.output_len() as u64);
     if hash.len() as u64 != expected {
-        problems.push((
-            EmqxField::Hash,
-            format!("decodes to {} bytes but dk_length is {expected}", hash.len()),
-        ));
+        problems
+            .push((EmqxField::Hash, format!("decodes to {} bytes but dk_length is {expected}", hash.len())));
         return None;
     }
-    Some(EmqxHash::Pbkdf2 {
-        mac,
-        iterations,
-        salt,
-        hash,
-    })
+    Some(EmqxHash::Pbkdf2 { mac, iterations, salt, hash })
 }
 
 fn salted(sha: Sha, spec: &EmqxSpec, problems: &mut Problems) -> Option<EmqxHash> {
@@ -322,18 +264,11 @@ fn salted(sha: Sha, spec: &EmqxSpec, problems: &mut Problems) -> Option<EmqxHash
     let hash = hex_hash(spec, problems);
     let (position, salt, hash) = (position?, salt?, hash?);
     if hash.len() != sha.output_len() {
-        problems.push((
-            EmqxField::Hash,
-            format!("must be {} hex bytes for {}", sha.output_len(), sha.name()),
-        ));
+        problems
+            .push((EmqxField::Hash, format!("must be {} hex bytes for {}", sha.output_len(), sha.name())));
         return None;
     }
-    Some(EmqxHash::Salted {
-        sha,
-        position,
-        salt,
-        hash,
-    })
+    Some(EmqxHash::Salted { sha, position, salt, hash })
 }
 
 fn salt(spec: &EmqxSpec, problems: &mut Problems) -> Option<Vec<u8>> {

@@ -48,10 +48,7 @@ pub fn load_password_file(path: &Path) -> Result<PasswordFile, Vec<LoadIssue>> {
 /// A Mosquitto file's first meaningful line is `user:$…`; a YAML password file's is `users:`
 /// (or `---`). A user literally named `users` is still recognised by the `$` after the colon.
 pub(crate) fn looks_like_mosquitto(text: &str) -> bool {
-    let first = text
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty() && !line.starts_with('#'));
+    let first = text.lines().map(str::trim).find(|line| !line.is_empty() && !line.starts_with('#'));
     match first.and_then(|line| line.split_once(':')) {
         Some((user, hash)) => {
             !user.is_empty() && !user.contains(char::is_whitespace) && hash.starts_with('$')
@@ -93,12 +90,7 @@ pub fn parse_mosquitto_passwd(text: &str) -> Result<PasswordFile, Vec<LoadIssue>
         match PasswordHash::parse_str(hash) {
             Ok(hash) => entries.push((
                 user.to_string(),
-                UserEntry {
-                    superuser: false,
-                    groups: Vec::new(),
-                    attributes: BTreeMap::new(),
-                    hash,
-                },
+                UserEntry { superuser: false, groups: Vec::new(), attributes: BTreeMap::new(), hash },
             )),
             Err(message) => issues.push(LoadIssue::new(line, user, message)),
         }
@@ -118,11 +110,7 @@ pub fn parse_password_file(text: &str) -> Result<PasswordFile, Vec<LoadIssue>> {
     let mut issues = doc.issues;
     let mut entries = Vec::new();
     let Some(users) = doc.users else {
-        issues.push(LoadIssue::new(
-            1,
-            "users",
-            "missing: the file must have a top-level `users` mapping",
-        ));
+        issues.push(LoadIssue::new(1, "users", "missing: the file must have a top-level `users` mapping"));
         return Err(issues);
     };
     let mut first_line: HashMap<String, u64> = HashMap::new();
@@ -319,19 +307,11 @@ impl<'de> Visitor<'de> for DocVisitor {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<RawDoc, E> {
-        Ok(RawDoc {
-            users: None,
-            users_key_line: 0,
-            issues: Vec::new(),
-        })
+        Ok(RawDoc { users: None, users_key_line: 0, issues: Vec::new() })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawDoc, A::Error> {
-        let mut doc = RawDoc {
-            users: None,
-            users_key_line: 0,
-            issues: Vec::new(),
-        };
+        let mut doc = RawDoc { users: None, users_key_line: 0, issues: Vec::new() };
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             let line = key.referenced.line();
             match key.value.as_str() {
@@ -344,8 +324,7 @@ impl<'de> Visitor<'de> for DocVisitor {
                     map.next_value::<IgnoredAny>()?;
                 }
                 other => {
-                    doc.issues
-                        .push(LoadIssue::new(line, other, "unknown key (expected `users`)"));
+                    doc.issues.push(LoadIssue::new(line, other, "unknown key (expected `users`)"));
                     map.next_value::<IgnoredAny>()?;
                 }
             }

@@ -32,10 +32,8 @@ impl PasswordHash {
         } else if s.is_empty() {
             Err("empty password hash".into())
         } else {
-            Err(
-                "unknown password hash format (expected $argon2id$…, $2b$…, $7$…, $6$… or an EMQX mapping)"
-                    .into(),
-            )
+            Err("unknown password hash format (expected $argon2id$…, $2b$…, $7$…, $6$… or an EMQX mapping)"
+                .into())
         }
     }
 

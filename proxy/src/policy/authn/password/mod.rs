@@ -48,11 +48,7 @@ impl LoadIssue {
     /// The key is passed through [`shown_key`]: in a malformed file a hash can end up parsed as
     /// a key (a lost colon or quote), and it must not reach the error then either.
     pub(crate) fn new(line: u64, key: impl Into<String>, message: impl Into<String>) -> Self {
-        LoadIssue {
-            line,
-            key: shown_key(&key.into()),
-            message: message.into(),
-        }
+        LoadIssue { line, key: shown_key(&key.into()), message: message.into() }
     }
 }
 
@@ -66,9 +62,7 @@ fn shown_key(key: &str) -> String {
         .split('.')
         .map(|segment| {
             let suspicious = segment.len() > MAX_SHOWN_SEGMENT
-                || segment
-                    .chars()
-                    .any(|c| c == '$' || c == '"' || c == '\'' || c.is_control())
+                || segment.chars().any(|c| c == '$' || c == '"' || c == '\'' || c.is_control())
                 || segment.split_whitespace().any(|word| word.len() > 16);
             if suspicious {
                 "<redacted>"
@@ -133,10 +127,7 @@ impl PasswordFile {
     /// deterministic when two costs are equally common).
     pub(crate) fn from_entries(entries: Vec<(String, UserEntry)>) -> Self {
         let dummy = PasswordHash::dummy_for(entries.iter().map(|(_, entry)| &entry.hash));
-        PasswordFile {
-            users: entries.into_iter().collect(),
-            dummy,
-        }
+        PasswordFile { users: entries.into_iter().collect(), dummy }
     }
 
     /// Number of users.
@@ -188,9 +179,6 @@ impl PasswordFile {
 
 impl fmt::Debug for PasswordFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasswordFile")
-            .field("users", &self.users.len())
-            .field("dummy", &self.dummy)
-            .finish()
+        f.debug_struct("PasswordFile").field("users", &self.users.len()).field("dummy", &self.dummy).finish()
     }
 }

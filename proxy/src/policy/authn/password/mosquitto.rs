@@ -24,23 +24,14 @@ pub(super) enum MosquittoHash {
     /// `$6$`: a single salted SHA-512. Weak (no stretching) but still found in old files.
     Sha512 { salt: Vec<u8>, hash: [u8; DIGEST_LEN] },
     /// `$7$`: PBKDF2-HMAC-SHA512.
-    Pbkdf2Sha512 {
-        iterations: u32,
-        salt: Vec<u8>,
-        hash: [u8; DIGEST_LEN],
-    },
+    Pbkdf2Sha512 { iterations: u32, salt: Vec<u8>, hash: [u8; DIGEST_LEN] },
 }
 
 impl MosquittoHash {
     pub(super) fn parse(s: &str) -> Result<Self, String> {
         if let Some(rest) = s.strip_prefix("$6$") {
-            let (salt, hash) = rest
-                .split_once('$')
-                .ok_or_else(|| "malformed $6$ hash".to_string())?;
-            return Ok(MosquittoHash::Sha512 {
-                salt: decode_salt(salt)?,
-                hash: decode_digest(hash)?,
-            });
+            let (salt, hash) = rest.split_once('$').ok_or_else(|| "malformed $6$ hash".to_string())?;
+            return Ok(MosquittoHash::Sha512 { salt: decode_salt(salt)?, hash: decode_digest(hash)? });
         }
         if let Some(rest) = s.strip_prefix("$7$") {
             let mut fields = rest.split('$');
@@ -49,13 +40,10 @@ impl MosquittoHash {
             else {
                 return Err("malformed $7$ hash (expected $7$iterations$salt$hash)".into());
             };
-            let iterations: u32 = iterations
-                .parse()
-                .map_err(|_| "malformed $7$ iteration count".to_string())?;
+            let iterations: u32 =
+                iterations.parse().map_err(|_| "malformed $7$ iteration count".to_string())?;
             if !(1..=MAX_ITERATIONS).contains(&iterations) {
-                return Err(format!(
-                    "$7$ iterations {iterations} out of range 1..={MAX_ITERATIONS}"
-                ));
+                return Err(format!("$7$ iterations {iterations} out of range 1..={MAX_ITERATIONS}"));
             }
             return Ok(MosquittoHash::Pbkdf2Sha512 {
                 iterations,
@@ -76,11 +64,7 @@ impl MosquittoHash {
                 out.copy_from_slice(&digest.finalize());
                 hash
             }
-            MosquittoHash::Pbkdf2Sha512 {
-                iterations,
-                salt,
-                hash,
-            } => {
+            MosquittoHash::Pbkdf2Sha512 { iterations, salt, hash } => {
                 pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, *iterations, &mut out);
                 hash
             }
@@ -90,10 +74,9 @@ impl MosquittoHash {
 
     pub(super) fn dummy(&self) -> Self {
         match self {
-            MosquittoHash::Sha512 { salt, .. } => MosquittoHash::Sha512 {
-                salt: vec![0x5a; salt.len()],
-                hash: [0; DIGEST_LEN],
-            },
+            MosquittoHash::Sha512 { salt, .. } => {
+                MosquittoHash::Sha512 { salt: vec![0x5a; salt.len()], hash: [0; DIGEST_LEN] }
+            }
             MosquittoHash::Pbkdf2Sha512 { iterations, salt, .. } => MosquittoHash::Pbkdf2Sha512 {
                 iterations: *iterations,
                 salt: vec![0x5a; salt.len()],
@@ -118,9 +101,7 @@ impl MosquittoHash {
 }
 
 fn decode_salt(text: &str) -> Result<Vec<u8>, String> {
-    let salt = B64
-        .decode(text)
-        .map_err(|_| "Mosquitto salt is not valid base64".to_string())?;
+    let salt = B64.decode(text).map_err(|_| "Mosquitto salt is not valid base64".to_string())?;
     if salt.is_empty() || salt.len() > MAX_SALT_LEN {
         return Err(format!("Mosquitto salt must be 1..={MAX_SALT_LEN} bytes"));
     }

@@ -61,9 +61,7 @@ impl Argon2Hash {
         };
         let (mut m, mut t, mut p) = (None, None, None);
         for (name, value) in phc.params.iter() {
-            let number = value
-                .decimal()
-                .map_err(|_| format!("Argon2 parameter {name} is not a number"))?;
+            let number = value.decimal().map_err(|_| format!("Argon2 parameter {name} is not a number"))?;
             match name.as_str() {
                 "m" => m = Some(number),
                 "t" => t = Some(number),
@@ -83,35 +81,21 @@ impl Argon2Hash {
         if m < 8 * p || m > MAX_MEMORY_KIB {
             return Err(format!("Argon2 m={m} out of range {}..={MAX_MEMORY_KIB}", 8 * p));
         }
-        let salt = phc
-            .salt
-            .ok_or_else(|| "Argon2 PHC string lacks a salt".to_string())?;
+        let salt = phc.salt.ok_or_else(|| "Argon2 PHC string lacks a salt".to_string())?;
         let salt = STANDARD_NO_PAD
             .decode(salt.as_str())
             .map_err(|_| "Argon2 salt is not valid base64".to_string())?;
         if !(MIN_SALT_LEN..=MAX_SALT_LEN).contains(&salt.len()) {
-            return Err(format!(
-                "Argon2 salt must be {MIN_SALT_LEN}..={MAX_SALT_LEN} bytes"
-            ));
+            return Err(format!("Argon2 salt must be {MIN_SALT_LEN}..={MAX_SALT_LEN} bytes"));
         }
-        let hash = phc
-            .hash
-            .ok_or_else(|| "Argon2 PHC string lacks a hash".to_string())?;
+        let hash = phc.hash.ok_or_else(|| "Argon2 PHC string lacks a hash".to_string())?;
         let hash = hash.as_bytes().to_vec();
         if !(MIN_OUTPUT_LEN..=MAX_OUTPUT_LEN).contains(&hash.len()) {
-            return Err(format!(
-                "Argon2 hash must be {MIN_OUTPUT_LEN}..={MAX_OUTPUT_LEN} bytes"
-            ));
+            return Err(format!("Argon2 hash must be {MIN_OUTPUT_LEN}..={MAX_OUTPUT_LEN} bytes"));
         }
         let params =
             Params::new(m, t, p, Some(hash.len())).map_err(|_| "Argon2 parameters rejected".to_string())?;
-        Ok(Argon2Hash {
-            algorithm,
-            version,
-            params,
-            salt,
-            hash,
-        })
+        Ok(Argon2Hash { algorithm, version, params, salt, hash })
     }
 
     /// Recomputes the hash and compares in constant time.
@@ -176,9 +160,7 @@ pub fn hash_password(password: &[u8]) -> Result<String, HashPasswordError> {
     getrandom::getrandom(&mut salt).map_err(|_| HashPasswordError::Random)?;
     let mut out = [0u8; NEW_OUTPUT_LEN];
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, default_params());
-    argon
-        .hash_password_into(password, &salt, &mut out)
-        .map_err(|_| HashPasswordError::Argon2)?;
+    argon.hash_password_into(password, &salt, &mut out).map_err(|_| HashPasswordError::Argon2)?;
     Ok(format!(
         "$argon2id$v=19$m={DEFAULT_M},t={DEFAULT_T},p={DEFAULT_P}${}${}",
         STANDARD_NO_PAD.encode(salt),

@@ -20,11 +20,9 @@ pub fn upsert_user(text: &str, username: &str, password_hash: &str) -> Result<St
     }
     PasswordHash::parse_str(password_hash).map_err(|m| format!("refusing to write this hash: {m}"))?;
     if looks_like_mosquitto(text) {
-        return Err(
-            "this is a Mosquitto password file; convert it to the YAML format or use \
+        return Err("this is a Mosquitto password file; convert it to the YAML format or use \
                     mosquitto_passwd"
-                .into(),
-        );
+            .into());
     }
     let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let doc = read_yaml(text).map_err(|issues| describe("cannot edit", &issues))?;
@@ -40,10 +38,7 @@ fn describe(what: &str, issues: &[super::LoadIssue]) -> String {
 }
 
 fn usernames(doc: &RawDoc) -> BTreeSet<String> {
-    doc.users
-        .iter()
-        .flat_map(|users| users.value.users.iter().map(|(name, _)| name.value.clone()))
-        .collect()
+    doc.users.iter().flat_map(|users| users.value.users.iter().map(|(name, _)| name.value.clone())).collect()
 }
 
 /// A YAML double-quoted scalar: safe for any username and any hash character.
@@ -72,10 +67,7 @@ fn is_meaningful(line: &str) -> bool {
 }
 
 fn line_index(line: u64) -> Result<usize, String> {
-    usize::try_from(line)
-        .ok()
-        .and_then(|l| l.checked_sub(1))
-        .ok_or_else(|| "unknown position".into())
+    usize::try_from(line).ok().and_then(|l| l.checked_sub(1)).ok_or_else(|| "unknown position".into())
 }
 
 fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Result<String, String> {
@@ -98,26 +90,18 @@ fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Resu
     if let Some((name, user)) = existing {
         let key_line = user.value.password_hash_key_line;
         let index = line_index(key_line)?;
-        let line = lines
-            .get(index)
-            .ok_or("password_hash position out of range")?
-            .clone();
+        let line = lines.get(index).ok_or("password_hash position out of range")?.clone();
         let trimmed = line.trim_start();
         let is_block_key = ["password_hash:", "\"password_hash\":", "'password_hash':"]
             .iter()
             .any(|k| trimmed.starts_with(k));
         if key_line == name.referenced.line() || !is_block_key {
-            return Err(format!(
-                "the entry for {username:?} is not in block style; edit it by hand"
-            ));
+            return Err(format!("the entry for {username:?} is not in block style; edit it by hand"));
         }
         let indent = indent_of(&line).to_string();
         // Drop the old value's continuation lines (an EMQX mapping or a folded scalar).
         let mut end = index + 1;
-        while lines
-            .get(end)
-            .is_some_and(|l| !l.trim().is_empty() && indent_of(l).len() > indent.len())
-        {
+        while lines.get(end).is_some_and(|l| !l.trim().is_empty() && indent_of(l).len() > indent.len()) {
             end += 1;
         }
         lines.splice(index..end, [format!("{indent}{hash_line}")]);
@@ -134,11 +118,7 @@ fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Resu
                 }
                 lines.splice(
                     users_index..=users_index,
-                    [
-                        "users:".to_string(),
-                        format!("  {}:", quote(username)),
-                        format!("    {hash_line}"),
-                    ],
+                    ["users:".to_string(), format!("  {}:", quote(username)), format!("    {hash_line}")],
                 );
             }
             Some((first_name, first_entry)) => {
@@ -166,10 +146,7 @@ fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Resu
                 }
                 lines.splice(
                     last + 1..last + 1,
-                    [
-                        format!("{user_indent}{}:", quote(username)),
-                        format!("{inner}{hash_line}"),
-                    ],
+                    [format!("{user_indent}{}:", quote(username)), format!("{inner}{hash_line}")],
                 );
             }
         }

@@ -30,10 +30,7 @@ fn wait_is_exact_for_several_tokens_and_partial_refill() {
     assert_eq!(bucket.try_take(4.0, at(t0, 250)), Err(Duration::from_millis(750)));
     // A refusal consumes nothing: after exactly the advertised wait the take succeeds.
     assert_eq!(bucket.try_take(4.0, at(t0, 1000)), Ok(()));
-    assert_eq!(
-        bucket.try_take(0.5, at(t0, 1000)),
-        Err(Duration::from_millis(125))
-    );
+    assert_eq!(bucket.try_take(0.5, at(t0, 1000)), Err(Duration::from_millis(125)));
 }
 
 #[test]
@@ -94,11 +91,7 @@ fn degenerate_inputs_do_not_panic_or_grant() {
     let mut bucket = TokenBucket::new(Rate::PerSecond(1.0), 1.0);
     assert_eq!(bucket.try_take(-100.0, t0), Ok(()));
     assert_eq!(bucket.try_take(f64::NAN, t0), Ok(()));
-    assert_eq!(
-        bucket.available(t0),
-        1.0,
-        "negative/NaN takes must not add tokens"
-    );
+    assert_eq!(bucket.available(t0), 1.0, "negative/NaN takes must not add tokens");
     assert_eq!(bucket.try_take(f64::INFINITY, t0), Err(Duration::MAX));
 
     let mut tiny = TokenBucket::new(Rate::PerSecond(1e-300), 1.0);

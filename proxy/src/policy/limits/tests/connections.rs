@@ -14,10 +14,7 @@ fn total_cap() {
     let limits = ConnectionLimits::new(Some(2), None);
     let a = limits.try_acquire("tls", None, ip(1)).unwrap();
     let _b = limits.try_acquire("tls", None, ip(2)).unwrap();
-    assert_eq!(
-        limits.try_acquire("other", None, ip(3)).unwrap_err(),
-        LimitHit::Total
-    );
+    assert_eq!(limits.try_acquire("other", None, ip(3)).unwrap_err(), LimitHit::Total);
     assert_eq!(limits.total(), 2);
     drop(a);
     assert_eq!(limits.total(), 1);
@@ -28,18 +25,12 @@ fn total_cap() {
 fn per_listener_cap() {
     let limits = ConnectionLimits::new(None, None);
     let _a = limits.try_acquire("tls", Some(1), ip(1)).unwrap();
-    assert_eq!(
-        limits.try_acquire("tls", Some(1), ip(2)).unwrap_err(),
-        LimitHit::Listener
-    );
+    assert_eq!(limits.try_acquire("tls", Some(1), ip(2)).unwrap_err(), LimitHit::Listener);
     // Another listener has its own count.
     let _b = limits.try_acquire("wss", Some(1), ip(2)).unwrap();
     assert_eq!(limits.listener_count("tls"), 1);
     assert_eq!(limits.listener_count("wss"), 1);
-    assert_eq!(
-        limits.try_acquire("zero", Some(0), ip(3)).unwrap_err(),
-        LimitHit::Listener
-    );
+    assert_eq!(limits.try_acquire("zero", Some(0), ip(3)).unwrap_err(), LimitHit::Listener);
     // Refusals roll back the total.
     assert_eq!(limits.total(), 2);
 }
@@ -49,16 +40,10 @@ fn per_ip_cap() {
     let limits = ConnectionLimits::new(None, Some(2));
     let _a = limits.try_acquire("tls", None, ip(1)).unwrap();
     let _b = limits.try_acquire("wss", None, ip(1)).unwrap();
-    assert_eq!(
-        limits.try_acquire("tls", None, ip(1)).unwrap_err(),
-        LimitHit::PerIp
-    );
+    assert_eq!(limits.try_acquire("tls", None, ip(1)).unwrap_err(), LimitHit::PerIp);
     // The IPv4-mapped form is the same client.
     let mapped = IpAddr::V6(Ipv4Addr::new(198, 51, 100, 1).to_ipv6_mapped());
-    assert_eq!(
-        limits.try_acquire("tls", None, mapped).unwrap_err(),
-        LimitHit::PerIp
-    );
+    assert_eq!(limits.try_acquire("tls", None, mapped).unwrap_err(), LimitHit::PerIp);
     assert!(limits.try_acquire("tls", None, ip(2)).is_ok());
     // Refusals roll back total and listener counts.
     assert_eq!(limits.total(), 2);
@@ -69,10 +54,7 @@ fn per_ip_cap() {
 #[test]
 fn zero_per_ip_cap_refuses_and_keeps_no_entry() {
     let limits = ConnectionLimits::new(None, Some(0));
-    assert_eq!(
-        limits.try_acquire("tls", None, ip(1)).unwrap_err(),
-        LimitHit::PerIp
-    );
+    assert_eq!(limits.try_acquire("tls", None, ip(1)).unwrap_err(), LimitHit::PerIp);
     assert_eq!(limits.ip_count(ip(1)), 0);
     assert_eq!(limits.total(), 0);
 }
@@ -83,23 +65,9 @@ fn guard_decrements_every_level_on_drop() {
     let guard = limits.try_acquire("tls", Some(10), ip(9)).unwrap();
     assert_eq!(guard.listener(), "tls");
     assert_eq!(guard.ip(), ip(9));
-    assert_eq!(
-        (
-            limits.total(),
-            limits.listener_count("tls"),
-            limits.ip_count(ip(9))
-        ),
-        (1, 1, 1)
-    );
+    assert_eq!((limits.total(), limits.listener_count("tls"), limits.ip_count(ip(9))), (1, 1, 1));
     drop(guard);
-    assert_eq!(
-        (
-            limits.total(),
-            limits.listener_count("tls"),
-            limits.ip_count(ip(9))
-        ),
-        (0, 0, 0)
-    );
+    assert_eq!((limits.total(), limits.listener_count("tls"), limits.ip_count(ip(9))), (0, 0, 0));
 }
 
 #[test]
@@ -120,13 +88,8 @@ fn concurrent_acquire_never_exceeds_caps() {
     let barrier = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|thread_index| {
-            let (limits, live, max_seen, per_ip_live, barrier) = (
-                limits.clone(),
-                live.clone(),
-                max_seen.clone(),
-                per_ip_live.clone(),
-                barrier.clone(),
-            );
+            let (limits, live, max_seen, per_ip_live, barrier) =
+                (limits.clone(), live.clone(), max_seen.clone(), per_ip_live.clone(), barrier.clone());
             thread::spawn(move || {
                 barrier.wait();
                 let slot = thread_index % 2;
@@ -176,10 +139,7 @@ fn concurrent_total_cap_holds_under_contention() {
             })
         })
         .collect();
-    let guards: Vec<_> = handles
-        .into_iter()
-        .filter_map(|handle| handle.join().unwrap())
-        .collect();
+    let guards: Vec<_> = handles.into_iter().filter_map(|handle| handle.join().unwrap()).collect();
     assert_eq!(guards.len(), 3);
     assert_eq!(limits.total(), 3);
     drop(guards);

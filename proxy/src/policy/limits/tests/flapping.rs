@@ -22,10 +22,7 @@ fn crossing_threshold_inside_window_returns_ban_until() {
     assert_eq!(detector.record(FlapKey::ClientId("c1"), t0), None);
     assert_eq!(detector.record(FlapKey::ClientId("c1"), at(t0, 10_000)), None);
     let crossing = at(t0, 59_999);
-    assert_eq!(
-        detector.record(FlapKey::ClientId("c1"), crossing),
-        Some(crossing + Duration::from_secs(300))
-    );
+    assert_eq!(detector.record(FlapKey::ClientId("c1"), crossing), Some(crossing + Duration::from_secs(300)));
     // The record is dropped once the ban is handed out.
     assert_eq!(detector.len(), 0);
 }

@@ -18,11 +18,7 @@ fn node_limit_binds_before_connection_limit() {
     assert_eq!(limiter.take(&mut b, 1.0, t0), Ok(()));
     // Both connections have plenty left; the node is empty and needs 500 ms for a token.
     assert_eq!(limiter.take(&mut a, 1.0, t0), Err(Duration::from_millis(500)));
-    assert_eq!(
-        a.available(t0),
-        99.0,
-        "refused take must refund the connection bucket"
-    );
+    assert_eq!(a.available(t0), 99.0, "refused take must refund the connection bucket");
     assert_eq!(limiter.take(&mut b, 1.0, at(t0, 500)), Ok(()));
 }
 
@@ -114,10 +110,7 @@ fn message_and_byte_limits_are_all_or_nothing() {
     };
     assert_eq!(traffic.take_message(&mut conn, 800.0, t0), Ok(()));
     // Bytes refuse (200 left, 500 wanted → 300 short at 1000/s): the message token is refunded.
-    assert_eq!(
-        traffic.take_message(&mut conn, 500.0, t0),
-        Err(Duration::from_millis(300))
-    );
+    assert_eq!(traffic.take_message(&mut conn, 500.0, t0), Err(Duration::from_millis(300)));
     assert_eq!(conn.messages.available(t0), 9.0);
     assert_eq!(traffic.take_message(&mut conn, 500.0, at(t0, 300)), Ok(()));
     // 9 left + 3 refilled in 300 ms, capped at the burst of 10, minus this message.

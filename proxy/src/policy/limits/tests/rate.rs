@@ -58,10 +58,7 @@ fn units_and_keywords_are_case_insensitive_and_whitespace_tolerant() {
 fn parses_burst_suffix() {
     assert_eq!(
         parse_rate_spec("100/s, burst 200"),
-        Ok(RateSpec {
-            rate: Rate::PerSecond(100.0),
-            burst: Some(200.0)
-        })
+        Ok(RateSpec { rate: Rate::PerSecond(100.0), burst: Some(200.0) })
     );
     assert_eq!(parse_rate("100/s, burst 200"), Ok(Rate::PerSecond(100.0)));
     let bytes = parse_rate_spec("1MB/s,burst 4MiB").unwrap();
@@ -73,10 +70,7 @@ fn default_burst_is_one_second_of_rate_but_at_least_one() {
     assert_eq!(parse_rate_spec("100/s").unwrap().burst_or_default(), 100.0);
     assert_eq!(parse_rate_spec("1/h").unwrap().burst_or_default(), 1.0);
     assert_eq!(parse_rate_spec("100/s, burst 5").unwrap().burst_or_default(), 5.0);
-    assert_eq!(
-        parse_rate_spec("infinity").unwrap().burst_or_default(),
-        f64::INFINITY
-    );
+    assert_eq!(parse_rate_spec("infinity").unwrap().burst_or_default(), f64::INFINITY);
 }
 
 #[test]
@@ -92,20 +86,8 @@ fn rejects_missing_period() {
 
 #[test]
 fn rejects_bad_period() {
-    for text in [
-        "100/",
-        "100/x",
-        "100/0s",
-        "100/d",
-        "100/s/s",
-        "100//s",
-        "100/-1s",
-        "100/99999999999s",
-    ] {
-        assert!(
-            matches!(parse_rate_spec(text), Err(RateError::BadPeriod(_))),
-            "{text:?}"
-        );
+    for text in ["100/", "100/x", "100/0s", "100/d", "100/s/s", "100//s", "100/-1s", "100/99999999999s"] {
+        assert!(matches!(parse_rate_spec(text), Err(RateError::BadPeriod(_))), "{text:?}");
     }
 }
 
@@ -113,56 +95,37 @@ fn rejects_bad_period() {
 fn rejects_bad_numbers() {
     // An exponent is not a number here (it reads as the unit "e3").
     assert!(parse_rate_spec("1e3/s").is_err());
-    for text in [
-        "/s", "abc/s", "-5/s", "NaN/s", "inf/s", "1.5.2/s", ".5/s", "5./s", "+5/s",
-    ] {
-        assert!(
-            matches!(parse_rate_spec(text), Err(RateError::BadNumber(_))),
-            "{text:?}"
-        );
+    for text in ["/s", "abc/s", "-5/s", "NaN/s", "inf/s", "1.5.2/s", ".5/s", "5./s", "+5/s"] {
+        assert!(matches!(parse_rate_spec(text), Err(RateError::BadNumber(_))), "{text:?}");
     }
 }
 
 #[test]
 fn rejects_unknown_units() {
     for text in ["10XB/s", "10 bytes/s", "10TB/s", "10K/s"] {
-        assert!(
-            matches!(parse_rate_spec(text), Err(RateError::BadUnit(_))),
-            "{text:?}"
-        );
+        assert!(matches!(parse_rate_spec(text), Err(RateError::BadUnit(_))), "{text:?}");
     }
 }
 
 #[test]
 fn rejects_zero_rates() {
     assert!(matches!(parse_rate_spec("0/s"), Err(RateError::NotPositive(_))));
-    assert!(matches!(
-        parse_rate_spec("0.000/s"),
-        Err(RateError::NotPositive(_))
-    ));
+    assert!(matches!(parse_rate_spec("0.000/s"), Err(RateError::NotPositive(_))));
 }
 
 #[test]
 fn rejects_overflowing_rates() {
     let huge = format!("{}GiB/s", "9".repeat(400));
-    assert!(matches!(
-        parse_rate_spec(&huge),
-        Err(RateError::BadNumber(_) | RateError::TooLarge(_))
-    ));
+    assert!(matches!(parse_rate_spec(&huge), Err(RateError::BadNumber(_) | RateError::TooLarge(_))));
     let big = format!("{}GiB/s", "9".repeat(300));
     assert!(matches!(parse_rate_spec(&big), Err(RateError::TooLarge(_))));
 }
 
 #[test]
 fn rejects_malformed_burst() {
-    for text in [
-        "100/s,",
-        "100/s, burst",
-        "100/s, burst 0",
-        "100/s, bust 10",
-        "100/s, burst -1",
-        "100/s, 200",
-    ] {
+    for text in
+        ["100/s,", "100/s, burst", "100/s, burst 0", "100/s, bust 10", "100/s, burst -1", "100/s, 200"]
+    {
         assert!(parse_rate_spec(text).is_err(), "{text:?}");
     }
     assert!(parse_rate("100/s burst 200").is_err());
@@ -170,10 +133,7 @@ fn rejects_malformed_burst() {
 
 #[test]
 fn rejects_burst_on_infinity() {
-    assert!(matches!(
-        parse_rate_spec("infinity, burst 10"),
-        Err(RateError::BurstOnInfinity(_))
-    ));
+    assert!(matches!(parse_rate_spec("infinity, burst 10"), Err(RateError::BurstOnInfinity(_))));
 }
 
 #[test]

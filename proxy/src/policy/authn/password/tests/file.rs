@@ -51,9 +51,7 @@ fn issues(text: &str) -> Vec<LoadIssue> {
 }
 
 fn has_issue(issues: &[LoadIssue], line: u64, key: &str, needle: &str) -> bool {
-    issues
-        .iter()
-        .any(|i| i.line == line && i.key == key && i.message.contains(needle))
+    issues.iter().any(|i| i.line == line && i.key == key && i.message.contains(needle))
 }
 
 fn temp_path(name: &str) -> PathBuf {
@@ -94,11 +92,7 @@ fn unknown_user_gives_the_same_none_and_runs_the_dummy_hash() {
     let count = || DUMMY_VERIFICATIONS.with(|c| c.get());
     let before = count();
     let unknown = file.verify("mallory", b"password");
-    assert_eq!(
-        count(),
-        before + 1,
-        "unknown user must be verified against the dummy"
-    );
+    assert_eq!(count(), before + 1, "unknown user must be verified against the dummy");
     let wrong = file.verify("alice", b"wrong");
     assert_eq!(count(), before + 1, "known users never touch the dummy");
     assert!(unknown.is_none() && wrong.is_none());
@@ -120,11 +114,7 @@ fn unknown_user_takes_comparable_time_to_a_wrong_password() {
     // each side filters scheduler noise on a busy 2-core machine.
     let (mut wrong, mut unknown) = (Duration::MAX, Duration::MAX);
     for round in 0..6 {
-        let (user, best) = if round % 2 == 0 {
-            ("mallory", &mut unknown)
-        } else {
-            ("alice", &mut wrong)
-        };
+        let (user, best) = if round % 2 == 0 { ("mallory", &mut unknown) } else { ("alice", &mut wrong) };
         let start = Instant::now();
         assert!(file.verify(user, b"wrong-pass").is_none());
         *best = (*best).min(start.elapsed());
@@ -141,10 +131,7 @@ fn empty_password_is_always_refused() {
         hash_password(b"").expect("hash")
     ))
     .unwrap();
-    assert!(
-        file.verify("nopw", b"").is_none(),
-        "an entry hashing the empty string must not log in"
-    );
+    assert!(file.verify("nopw", b"").is_none(), "an entry hashing the empty string must not log in");
     assert!(file.verify("ghost", b"").is_none());
 }
 
@@ -153,57 +140,31 @@ fn malformed_hash_is_rejected_with_line_and_key() {
     let text =
         "users:\n  alice:\n    groups: [a]\n    password_hash: \"$argon2id$v=19$m=256,t=2,p=1$!!$nf65\"\n";
     let found = issues(text);
-    assert!(
-        has_issue(&found, 4, "users.alice.password_hash", "Argon2"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 4, "users.alice.password_hash", "Argon2"), "{found:?}");
     assert!(found.iter().all(|i| !i.message.contains("nf65")));
 
     let found = issues("users:\n  bob:\n    password_hash: \"$7$101$***$abc\"\n");
-    assert!(
-        has_issue(&found, 3, "users.bob.password_hash", "base64"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 3, "users.bob.password_hash", "base64"), "{found:?}");
 
     let found = issues("users:\n  dave:\n    password_hash:\n      algorithm: sha256\n      salt: s\n      salt_position: prefix\n      hash: \"zz11\"\n");
-    assert!(
-        has_issue(&found, 7, "users.dave.password_hash.hash", "hex"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 7, "users.dave.password_hash.hash", "hex"), "{found:?}");
 }
 
 #[test]
 fn unknown_algorithm_is_rejected() {
     let found = issues("users:\n  a:\n    password_hash: \"$scrypt$ln=16,r=8,p=1$c2FsdA$aGFzaA\"\n");
-    assert!(
-        has_issue(&found, 3, "users.a.password_hash", "unknown password hash format"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 3, "users.a.password_hash", "unknown password hash format"), "{found:?}");
 
     let found = issues("users:\n  a:\n    password_hash: \"hunter2\"\n");
-    assert!(
-        has_issue(&found, 3, "users.a.password_hash", "unknown"),
-        "plaintext must never load"
-    );
+    assert!(has_issue(&found, 3, "users.a.password_hash", "unknown"), "plaintext must never load");
 
     let found = issues(
         "users:\n  a:\n    password_hash: {algorithm: md5, salt: s, salt_position: prefix, hash: \"00\"}\n",
     );
-    assert!(
-        has_issue(
-            &found,
-            3,
-            "users.a.password_hash.algorithm",
-            "unsupported algorithm"
-        ),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 3, "users.a.password_hash.algorithm", "unsupported algorithm"), "{found:?}");
 
     let found = issues("users:\n  a:\n    password_hash:\n      algorithm: pbkdf2\n      mac_fun: md5\n      iterations: 10\n      salt: s\n      hash: \"00\"\n");
-    assert!(
-        has_issue(&found, 5, "users.a.password_hash.mac_fun", "unsupported mac_fun"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 5, "users.a.password_hash.mac_fun", "unsupported mac_fun"), "{found:?}");
 }
 
 #[test]
@@ -211,24 +172,13 @@ fn duplicate_user_is_rejected() {
     let text =
         format!("users:\n  alice:\n    password_hash: \"{KAT}\"\n  alice:\n    password_hash: \"{KAT}\"\n");
     let found = issues(&text);
-    assert!(
-        has_issue(
-            &found,
-            4,
-            "users.alice",
-            "duplicate user (first defined on line 2)"
-        ),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 4, "users.alice", "duplicate user (first defined on line 2)"), "{found:?}");
 
     let found = match parse_mosquitto_passwd(&format!("alice:{MOSQ_7_ALICE}\n# c\nalice:{MOSQ_6_BOB}\n")) {
         Ok(_) => panic!("duplicate accepted"),
         Err(found) => found,
     };
-    assert!(
-        has_issue(&found, 3, "alice", "duplicate user (first defined on line 1)"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 3, "alice", "duplicate user (first defined on line 1)"), "{found:?}");
 }
 
 #[test]
@@ -237,10 +187,7 @@ fn duplicate_keys_inside_an_entry_are_rejected() {
         "users:\n  alice:\n    password_hash: \"{KAT}\"\n    superuser: false\n    superuser: true\n"
     );
     let found = issues(&text);
-    assert!(
-        has_issue(&found, 5, "users.alice.superuser", "duplicate key"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 5, "users.alice.superuser", "duplicate key"), "{found:?}");
 }
 
 #[test]
@@ -248,18 +195,12 @@ fn unknown_keys_are_rejected_at_every_level() {
     let text =
         format!("users:\n  alice:\n    password_hash: \"{KAT}\"\n    superusr: true\nversion: 2\n  \n");
     let found = issues(&text);
-    assert!(
-        has_issue(&found, 4, "users.alice.superusr", "unknown key"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 4, "users.alice.superusr", "unknown key"), "{found:?}");
     assert!(has_issue(&found, 5, "version", "unknown key"), "{found:?}");
 
     let text = "users:\n  dave:\n    password_hash:\n      algorithm: sha256\n      salt: s\n      salt_position: prefix\n      rounds: 3\n      hash: \"ef29bc6ea8493988b6015ffd597e49ce71c0be9b84a2f87f6994e586d49d7070\"\n";
     let found = issues(text);
-    assert!(
-        has_issue(&found, 7, "users.dave.password_hash.rounds", "unknown key"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 7, "users.dave.password_hash.rounds", "unknown key"), "{found:?}");
 }
 
 #[test]
@@ -291,26 +232,14 @@ fn iterations_out_of_range_are_rejected() {
 fn emqx_short_or_mismatched_derived_keys_are_rejected() {
     // A 1-byte key would let one random password in 256 through.
     let found = issues("users:\n  d:\n    password_hash: {algorithm: pbkdf2, mac_fun: sha256, iterations: 10, salt: s, hash: \"ab\", dk_length: 1}\n");
-    assert!(
-        has_issue(&found, 3, "users.d.password_hash.dk_length", "out of range"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 3, "users.d.password_hash.dk_length", "out of range"), "{found:?}");
     let text = format!("users:\n  d:\n    password_hash: {{algorithm: pbkdf2, mac_fun: sha256, iterations: 10, salt: s, hash: \"{PBKDF2_SHA256_DAVE}\", dk_length: 20}}\n");
     let found = issues(&text);
-    assert!(
-        has_issue(&found, 3, "users.d.password_hash.hash", "dk_length"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 3, "users.d.password_hash.hash", "dk_length"), "{found:?}");
     let found = issues("users:\n  d:\n    password_hash: {algorithm: sha256, salt: \"\", salt_position: prefix, hash: \"ef29bc6ea8493988b6015ffd597e49ce71c0be9b84a2f87f6994e586d49d7070\"}\n");
-    assert!(
-        has_issue(&found, 3, "users.d.password_hash.salt", "empty"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 3, "users.d.password_hash.salt", "empty"), "{found:?}");
     let found = issues("users:\n  d:\n    password_hash: {algorithm: sha256, salt: s, hash: \"ef29bc6ea8493988b6015ffd597e49ce71c0be9b84a2f87f6994e586d49d7070\"}\n");
-    assert!(
-        has_issue(&found, 3, "users.d.password_hash.salt_position", "missing"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 3, "users.d.password_hash.salt_position", "missing"), "{found:?}");
 }
 
 #[test]
@@ -319,39 +248,22 @@ fn every_problem_is_collected() {
         "users:\n  a:\n    password_hash: \"$1$x$y\"\n  b:\n    colour: red\n    password_hash: \"{KAT}\"\n  c: \n  \"\":\n    password_hash: \"{KAT}\"\n"
     );
     let found = issues(&text);
-    assert!(
-        has_issue(&found, 3, "users.a.password_hash", "unknown"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 3, "users.a.password_hash", "unknown"), "{found:?}");
     assert!(has_issue(&found, 5, "users.b.colour", "unknown key"), "{found:?}");
-    assert!(
-        has_issue(&found, 7, "users.c.password_hash", "missing"),
-        "{found:?}"
-    );
+    assert!(has_issue(&found, 7, "users.c.password_hash", "missing"), "{found:?}");
     assert!(has_issue(&found, 8, "users.", "empty username"), "{found:?}");
     assert_eq!(found.len(), 4, "{found:?}");
 }
 
 #[test]
 fn yaml_syntax_and_type_errors_have_a_line_and_no_secret() {
-    let found = issues(&format!(
-        "users:\n  alice:\n    password_hash: \"{KAT}\"\n    superuser: [\n"
-    ));
+    let found = issues(&format!("users:\n  alice:\n    password_hash: \"{KAT}\"\n    superuser: [\n"));
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].line >= 4, "{found:?}");
-    let found = issues(&format!(
-        "users:\n  alice:\n    password_hash: \"{KAT}\"\n    superuser: \"{KAT}\"\n"
-    ));
-    assert!(
-        found.iter().any(|i| i.line == 4 && i.key == "superuser"),
-        "{found:?}"
-    );
-    assert!(
-        found
-            .iter()
-            .all(|i| !i.message.contains("nf65") && !i.key.contains("nf65")),
-        "{found:?}"
-    );
+    let found =
+        issues(&format!("users:\n  alice:\n    password_hash: \"{KAT}\"\n    superuser: \"{KAT}\"\n"));
+    assert!(found.iter().any(|i| i.line == 4 && i.key == "superuser"), "{found:?}");
+    assert!(found.iter().all(|i| !i.message.contains("nf65") && !i.key.contains("nf65")), "{found:?}");
     let found = issues("users: [alice]\n");
     assert_eq!(found[0].line, 1, "{found:?}");
     let found = issues("");
@@ -386,10 +298,7 @@ fn load_detects_the_format_and_bounds_the_read() {
     let mosq = temp_path("passwd");
     std::fs::write(&mosq, format!("users:{MOSQ_7_ALICE}\nbob:{MOSQ_6_BOB}\n")).unwrap();
     let file = load_password_file(&mosq).unwrap();
-    assert!(
-        file.verify("users", b"correct horse").is_some(),
-        "a user named `users` is still Mosquitto"
-    );
+    assert!(file.verify("users", b"correct horse").is_some(), "a user named `users` is still Mosquitto");
 
     let binary = temp_path("binary");
     std::fs::write(&binary, b"users:\n  \xff\xfe:\n").unwrap();
@@ -397,16 +306,11 @@ fn load_detects_the_format_and_bounds_the_read() {
     assert!(has_issue(&found, 0, "file", "UTF-8"), "{found:?}");
 
     let big = temp_path("big");
-    std::fs::File::create(&big)
-        .unwrap()
-        .set_len(MAX_FILE_BYTES + 1)
-        .unwrap();
+    std::fs::File::create(&big).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
     let found = load_password_file(&big).err().unwrap_or_default();
     assert!(has_issue(&found, 0, "file", "larger than"), "{found:?}");
 
-    let found = load_password_file(&temp_path("missing"))
-        .err()
-        .unwrap_or_default();
+    let found = load_password_file(&temp_path("missing")).err().unwrap_or_default();
     assert!(has_issue(&found, 0, "file", "cannot open"), "{found:?}");
     for path in [yaml, mosq, binary, big] {
         let _ = std::fs::remove_file(path);
@@ -417,13 +321,7 @@ fn load_detects_the_format_and_bounds_the_read() {
 fn mosquitto_passwd_output_verifies_at_test_time() {
     let path = temp_path("mosquitto_passwd");
     let run = |args: &[&str]| Command::new("mosquitto_passwd").args(args).output();
-    let created = match run(&[
-        "-b",
-        "-c",
-        path.to_str().unwrap_or_default(),
-        "alice",
-        "live-pass-1",
-    ]) {
+    let created = match run(&["-b", "-c", path.to_str().unwrap_or_default(), "alice", "live-pass-1"]) {
         Ok(out) => out,
         Err(e) => {
             eprintln!(
@@ -433,15 +331,8 @@ fn mosquitto_passwd_output_verifies_at_test_time() {
         }
     };
     assert!(created.status.success(), "{created:?}");
-    let sha512 = run(&[
-        "-H",
-        "sha512",
-        "-b",
-        path.to_str().unwrap_or_default(),
-        "bob",
-        "live-pass-2",
-    ])
-    .unwrap();
+    let sha512 =
+        run(&["-H", "sha512", "-b", path.to_str().unwrap_or_default(), "bob", "live-pass-2"]).unwrap();
     assert!(sha512.status.success(), "{sha512:?}");
     let file = load_password_file(&path).unwrap();
     assert_eq!(file.len(), 2);
@@ -449,10 +340,7 @@ fn mosquitto_passwd_output_verifies_at_test_time() {
         file.verify("alice", b"live-pass-1").map(UserEntry::algorithm),
         Some("mosquitto-pbkdf2-sha512")
     );
-    assert_eq!(
-        file.verify("bob", b"live-pass-2").map(UserEntry::algorithm),
-        Some("mosquitto-sha512")
-    );
+    assert_eq!(file.verify("bob", b"live-pass-2").map(UserEntry::algorithm), Some("mosquitto-sha512"));
     assert!(file.verify("alice", b"live-pass-2").is_none());
     assert!(file.verify("bob", b"live-pass-1").is_none());
     let _ = std::fs::remove_file(path);
@@ -484,10 +372,7 @@ fn hash_upsert_parse_verify_round_trip() {
     let alice = upsert_user(&text, "alice", &hash_password(b"new-alice").expect("hash")).unwrap();
     let file = parse_password_file(&alice).unwrap();
     let entry = file.verify("alice", b"new-alice").unwrap();
-    assert!(
-        entry.superuser && entry.groups == ["operators", "admins"],
-        "other keys of the entry are kept"
-    );
+    assert!(entry.superuser && entry.groups == ["operators", "admins"], "other keys of the entry are kept");
     assert!(file.verify("alice", b"password").is_none());
 }
 
@@ -530,10 +415,7 @@ fn password_file_can_be_shared_across_the_blocking_pool() {
 #[test]
 fn load_issue_displays_line_key_and_message() {
     let issue = LoadIssue::new(7, "users.bob.password_hash", "unknown password hash format");
-    assert_eq!(
-        issue.to_string(),
-        "line 7: users.bob.password_hash: unknown password hash format"
-    );
+    assert_eq!(issue.to_string(), "line 7: users.bob.password_hash: unknown password hash format");
 }
 
 #[test]
@@ -549,14 +431,7 @@ fn empty_file_uses_the_default_dummy_for_unknown_users() {
 #[test]
 fn truncated_or_corrupted_files_never_panic_nor_leak_hashes() {
     let text = full_example();
-    let secrets = [
-        "nf65EOgLrQ",
-        "EGdrhbKUv8",
-        "oa/qDCZaBC",
-        "pA9xFW0xOa",
-        "2b81ee32e7",
-        "ef29bc6ea8",
-    ];
+    let secrets = ["nf65EOgLrQ", "EGdrhbKUv8", "oa/qDCZaBC", "pA9xFW0xOa", "2b81ee32e7", "ef29bc6ea8"];
     let check = |candidate: &str| {
         for result in [parse_password_file(candidate), parse_mosquitto_passwd(candidate)] {
             if let Err(found) = result {
@@ -605,10 +480,6 @@ fn alias_bombs_are_refused_quickly() {
     let start = Instant::now();
     let found = issues(&text);
     // Bounded by the event budget: ~0.3 s optimised, seconds in a loaded debug build.
-    assert!(
-        start.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(60), "took {:?}", start.elapsed());
     assert!(found.iter().any(|i| i.message.contains("limits")), "{found:?}");
 }

@@ -106,11 +106,7 @@ fn bcrypt_vectors_from_other_implementations_verify() {
 #[test]
 fn bcrypt_crate_hashes_verify_in_every_accepted_variant() {
     let made = bcrypt::hash_with_salt(b"bob-pass", 5, [7u8; 16]).unwrap();
-    for version in [
-        bcrypt::Version::TwoA,
-        bcrypt::Version::TwoB,
-        bcrypt::Version::TwoY,
-    ] {
+    for version in [bcrypt::Version::TwoA, bcrypt::Version::TwoB, bcrypt::Version::TwoY] {
         let hash = parse(&made.format_for_version(version));
         assert!(hash.verify(b"bob-pass"));
         assert!(!hash.verify(b"bob-pasS"));
@@ -120,11 +116,8 @@ fn bcrypt_crate_hashes_verify_in_every_accepted_variant() {
 #[test]
 fn bcrypt_only_counts_the_first_72_bytes_like_every_implementation() {
     let long = [b'x'; 80];
-    let hash = parse(
-        &bcrypt::hash_with_salt(long, 4, [1u8; 16])
-            .unwrap()
-            .format_for_version(bcrypt::Version::TwoB),
-    );
+    let hash =
+        parse(&bcrypt::hash_with_salt(long, 4, [1u8; 16]).unwrap().format_for_version(bcrypt::Version::TwoB));
     assert!(hash.verify(&long[..72]));
     assert!(!hash.verify(&long[..71]));
 }
@@ -227,9 +220,8 @@ fn emqx_salted_sha_vectors_verify() {
         assert!(file.verify("dave", b"erin-pas").is_none(), "{sha} {position}");
         // Swapping the position must not verify: the layout is part of the hash.
         let other = if position == "prefix" { "suffix" } else { "prefix" };
-        let swapped = emqx_ok(&format!(
-            "{{algorithm: {sha}, salt: pepper, salt_position: {other}, hash: \"{hex}\"}}"
-        ));
+        let swapped =
+            emqx_ok(&format!("{{algorithm: {sha}, salt: pepper, salt_position: {other}, hash: \"{hex}\"}}"));
         assert!(swapped.verify("dave", b"erin-pass").is_none());
     }
 }
@@ -328,9 +320,8 @@ fn debug_output_redacts_hashes() {
 
 #[test]
 fn dummy_imitates_the_most_common_cost() {
-    let bcrypt5 = bcrypt::hash_with_salt(b"x", 5, [2u8; 16])
-        .unwrap()
-        .format_for_version(bcrypt::Version::TwoB);
+    let bcrypt5 =
+        bcrypt::hash_with_salt(b"x", 5, [2u8; 16]).unwrap().format_for_version(bcrypt::Version::TwoB);
     let text = format!(
         "users:\n  a:\n    password_hash: \"{ARGON2ID_KAT}\"\n  b:\n    password_hash: \"{bcrypt5}\"\n  \
          c:\n    password_hash: \"{bcrypt5}\"\n"
