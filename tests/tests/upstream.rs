@@ -119,3 +119,27 @@ async fn upstream_connack_refusal_passed_to_client() {
         assert_eq!(closed.packets[0].connack_code(), Some(code), "{v:?}: got {got:?}");
     }
 }
+
+/// A broker that accepts the connection but never answers CONNECT: after `timeouts.connect`
+/// the client gets CONNACK "server unavailable" (0x03 / v5 0x88) and is closed.
+#[tokio::test]
+async fn silent_broker_gets_the_client_a_server_unavailable_connack() {
+    for (v, code) in [(Version::V311, 0x03), (Version::V5, 0x88)] {
+        let pki = Pki::new();
+        let fake = FakeBroker::start(Script { reply: Vec::new(), close_after_reply: false }).await;
+        let opts =
+            MoatOptions { upstream: fake.addr(), connect_timeout: Some("1s".into()), ..Default::default() };
+        let moat = Moat::start(&pki, &opts).await;
+        let mut c = RawClient::connect(moat.port, pki.client_config()).await.unwrap();
+        c.send(&packets::connect(v, &unique("silent"))).await.unwrap();
+        let started = std::time::Instant::now();
+        let closed = c
+            .read_until_closed(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{v:?}: not closed after a silent broker: {e}\n{}", moat.logs()));
+        assert!(started.elapsed() >= Duration::from_millis(800), "{v:?}: gave up before the deadline");
+        let got: Vec<_> = closed.packets.iter().map(|p| p.describe()).collect();
+        assert_eq!(closed.packets.len(), 1, "{v:?}: {got:?}");
+        assert_eq!(closed.packets[0].connack_code(), Some(code), "{v:?}: {got:?}");
+    }
+}

@@ -20,7 +20,9 @@ use super::connect::LAST_WORDS;
 use super::io::{reserve_read, write_within};
 use super::pending::{DeniedQos2, PendingSubacks};
 use super::{Context, QUEUE_CAP};
-use crate::codec::{encode_disconnect, split_frame, PacketType, ProtocolVersion, ReasonCode, Split};
+use crate::codec::{
+    encode_connack, encode_disconnect, split_frame, PacketType, ProtocolVersion, ReasonCode, Split,
+};
 use crate::metrics::Direction;
 use crate::policy::{SessionChain, SessionInfo};
 
@@ -159,6 +161,10 @@ impl Relay {
         let keep_alive = tokio::time::sleep(self.keep_alive_limit().unwrap_or(IDLE_RECHECK));
         tokio::pin!(keep_alive);
         let shutdown = self.ctx.shutdown.clone();
+        // A broker that never answers CONNECT must not hold the client: it gets "server
+        // unavailable" after the same deadline the client had for its CONNECT.
+        let connack_deadline = tokio::time::sleep(self.ctx.timeouts.connect);
+        tokio::pin!(connack_deadline);
 
         // Frames the client pipelined behind CONNECT stay in `cbuf` until the broker's CONNACK has
         // been relayed: nothing moat answers may reach the client before its CONNACK.
@@ -232,8 +238,17 @@ impl Relay {
                         release_idle_buffers([&mut cbuf, &mut ubuf, &mut q.to_upstream, &mut q.to_client]);
                     }
                 },
+                _ = &mut connack_deadline, if awaiting_connack => {
+                    info!("no CONNACK from the broker in time");
+                    self.ctx.metrics.upstream_connect_failures.inc();
+                    let before = q.to_client.len();
+                    encode_connack(&mut q.to_client, self.version(), false, ReasonCode::ServerUnavailable, &[]);
+                    self.count_answer(PacketType::Connack, q.to_client.len() - before);
+                    close = Some(None);
+                }
                 _ = shutdown.cancelled() => {
-                    close = Some(Some(ReasonCode::ServerShuttingDown));
+                    // Before its CONNACK a client may not be sent a DISCONNECT: just close.
+                    close = Some((!awaiting_connack).then_some(ReasonCode::ServerShuttingDown));
                 }
             }
         }

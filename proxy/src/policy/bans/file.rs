@@ -146,7 +146,12 @@ pub fn parse_ban_file(text: &str, now: u64) -> Result<Vec<Ban>, Vec<LoadIssue>> 
         Err(e) => {
             let line = e.location().map_or(0, |l| l.line());
             let msg = e.to_string();
-            issues.push(line, "(document)", msg.lines().next().unwrap_or("invalid YAML"));
+            let mut first = msg.lines().next().unwrap_or("invalid YAML").to_string();
+            if first.contains("budget") {
+                first
+                    .push_str(" (too many bans for one file: keep large or changing lists in the ban store)");
+            }
+            issues.push(line, "(document)", first);
             return Err(issues.0);
         }
     };
@@ -259,19 +264,19 @@ fn parse_ban(node: &N, key: &str, now: u64, issues: &mut Issues) -> Option<Ban> 
     let before = issues.0.len();
     let (mut kind, mut who, mut reason, mut by) = (None, None, None, None);
     let (mut created_at, mut expires_at) = (None, None);
-    let mut who_line = node.line;
-    let mut seen: Vec<&str> = Vec::new();
+    // Line of each key's value, so a cross-field error points at the offending value.
+    let mut seen: Vec<(&str, u64)> = Vec::new();
     for (k, v) in entries {
         let Some(name) = k.as_str() else {
             issues.push(k.line, key, "keys must be strings");
             continue;
         };
         let sub = format!("{key}.{name}");
-        if seen.contains(&name) {
+        if seen.iter().any(|(n, _)| *n == name) {
             issues.push(k.line, &sub, "duplicate key");
             continue;
         }
-        seen.push(name);
+        seen.push((name, v.line));
         match name {
             "kind" => match v.as_str().and_then(BanKind::parse) {
                 Some(kd) => kind = Some(kd),
@@ -281,10 +286,7 @@ fn parse_ban(node: &N, key: &str, now: u64, issues: &mut Issues) -> Option<Ban> 
                     "expected clientid, username, ipaddr, clientid_re, username_re or cidr",
                 ),
             },
-            "who" => {
-                who_line = v.line;
-                who = text(v, &sub, issues);
-            }
+            "who" => who = text(v, &sub, issues),
             "reason" => reason = text(v, &sub, issues),
             "by" => by = text(v, &sub, issues),
             "created_at" => created_at = timestamp(v, &sub, issues),
@@ -300,7 +302,7 @@ fn parse_ban(node: &N, key: &str, now: u64, issues: &mut Issues) -> Option<Ban> 
         }
     }
     for name in ["kind", "who"] {
-        if !seen.contains(&name) {
+        if !seen.iter().any(|(n, _)| *n == name) {
             issues.push(node.line, &format!("{key}.{name}"), "missing required key");
         }
     }
@@ -330,7 +332,7 @@ fn parse_ban(node: &N, key: &str, now: u64, issues: &mut Issues) -> Option<Ban> 
             } else {
                 "who"
             };
-            let line = if field == "who" { who_line } else { node.line };
+            let line = seen.iter().find(|(n, _)| *n == field).map_or(node.line, |(_, l)| *l);
             issues.push(line, &format!("{key}.{field}"), m);
             None
         }

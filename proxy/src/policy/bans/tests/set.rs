@@ -194,3 +194,9 @@ fn many_exact_bans_all_hit() {
     assert!((0..5000).all(|i| s.check_client(&format!("client-{i}"), None, 0).is_some()));
     assert!(s.check_client("client-5000", None, 0).is_none());
 }
+
+#[test]
+fn ban_set_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync + Clone>() {}
+    shared::<BanSet>();
+}
