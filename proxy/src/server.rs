@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::policy::acl_filter::AclFilter;
 use crate::policy::authn::AuthChain;
+use crate::policy::ban_filter::BanFilter;
 use crate::policy::limits::ConnectionLimits;
 use crate::policy::{Chain, Filter};
 use crate::session::Context;
@@ -40,6 +41,10 @@ impl Server {
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
         let metrics = Metrics::new();
         let mut filters: Vec<Arc<dyn Filter>> = Vec::new();
+        // Cheap and decisive first: bans, then the ACL.
+        if let Some(bans) = &config.bans {
+            filters.push(Arc::new(BanFilter::new(bans.clone(), metrics.clone())));
+        }
         if let Some(rules) = &config.acl {
             filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone(), config.acl_check_delivery)));
         }

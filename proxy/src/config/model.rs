@@ -10,6 +10,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 
 use crate::policy::acl::RuleSet;
 use crate::policy::authn::Authenticator;
+use crate::policy::bans::BanSet;
 
 #[derive(Debug)]
 pub struct Config {
@@ -28,6 +29,10 @@ pub struct Config {
     /// Check each broker → client PUBLISH against the client's subscribe permissions.
     pub acl_check_delivery: bool,
     pub broker_identity: BrokerIdentity,
+    /// Bans from the ban file and the durable runtime store, indexed; `None` when neither is set.
+    pub bans: Option<Arc<BanSet>>,
+    /// Where runtime bans are kept (survive restarts).
+    pub ban_store: Option<PathBuf>,
 }
 
 /// What the broker is told about the client in the forwarded CONNECT (trap 5).

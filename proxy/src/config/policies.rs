@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use super::error::Issues;
 use super::model::BrokerIdentity;
-use super::raw::{RawAuthenticator, RawBrokerIdentity, S};
+use super::raw::{RawAuthenticator, RawBans, RawBrokerIdentity, S};
 use crate::policy::acl::{self, RuleSet};
 use crate::policy::authn::{password, Authenticator, CertField, X509Settings};
+use crate::policy::bans::{load_ban_file, BanSet, BanStore};
 
 pub(crate) fn authenticators(
     list: Vec<RawAuthenticator>,
@@ -181,4 +182,40 @@ pub(crate) fn broker_identity(raw: Option<RawBrokerIdentity>, issues: &mut Issue
         }
     }
     out
+}
+
+/// The ban file and the runtime store, merged into one indexed set.
+pub(crate) fn bans(
+    raw: RawBans,
+    base: &Path,
+    issues: &mut Issues,
+) -> (Option<Arc<BanSet>>, Option<std::path::PathBuf>) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut all = Vec::new();
+    if let Some(file) = &raw.file {
+        let path = base.join(&file.value);
+        match load_ban_file(&path, now) {
+            Ok(list) => all.extend(list),
+            Err(list) => {
+                report_file_issues(issues, &path, list.into_iter().map(|i| (i.line, i.key, i.message)))
+            }
+        }
+    }
+    let store = raw.store.as_ref().map(|s| base.join(&s.value));
+    if let (Some(path), Some(raw_store)) = (&store, &raw.store) {
+        match BanStore::open(path) {
+            Ok(s) => all.extend(s.bans().iter().cloned()),
+            Err(e) => issues.push(raw_store.referenced.line(), "bans.store", e.to_string()),
+        }
+    }
+    if raw.file.is_none() && raw.store.is_none() {
+        return (None, None);
+    }
+    match BanSet::build(all) {
+        Ok(set) => (Some(Arc::new(set)), store),
+        Err(e) => {
+            issues.push(0, "bans", e);
+            (None, store)
+        }
+    }
 }

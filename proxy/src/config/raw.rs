@@ -26,6 +26,17 @@ pub(crate) struct RawConfig {
     pub authorization: Option<RawAuthorization>,
     #[serde(default)]
     pub broker_identity: Option<RawBrokerIdentity>,
+    #[serde(default)]
+    pub bans: Option<RawBans>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBans {
+    #[serde(default)]
+    pub file: Option<S<String>>,
+    #[serde(default)]
+    pub store: Option<S<String>>,
 }
 
 /// One authenticator; which keys apply depends on `type` (checked in validation).

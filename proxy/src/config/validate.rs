@@ -22,6 +22,10 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         raw.authorization.as_ref().and_then(|a| a.check_delivery.as_ref()).is_some_and(|c| c.value);
     let acl = raw.authorization.and_then(|a| super::policies::acl(&a.acl, &base, issues));
     let broker_identity = super::policies::broker_identity(raw.broker_identity, issues);
+    let (bans, ban_store) = match raw.bans {
+        Some(b) => super::policies::bans(b, &base, issues),
+        None => (None, None),
+    };
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
@@ -115,6 +119,8 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         acl,
         acl_check_delivery,
         broker_identity,
+        bans,
+        ban_store,
     })
 }
 

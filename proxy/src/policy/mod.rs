@@ -8,6 +8,8 @@
 pub mod acl;
 pub mod acl_filter;
 pub mod authn;
+pub mod ban_filter;
+pub mod bans;
 mod chain;
 pub mod limits;
 
