@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::policy::acl_filter::AclFilter;
 use crate::policy::authn::AuthChain;
 use crate::policy::ban_filter::BanFilter;
+use crate::policy::flapping_filter::FlappingFilter;
 use crate::policy::limits::ConnectionLimits;
 use crate::policy::{Chain, Filter};
 use crate::session::Context;
@@ -44,6 +45,9 @@ impl Server {
         // Cheap and decisive first: bans, then the ACL.
         if let Some(bans) = &config.bans {
             filters.push(Arc::new(BanFilter::new(bans.clone(), metrics.clone())));
+        }
+        if let Some(flapping) = config.flapping {
+            filters.push(Arc::new(FlappingFilter::new(flapping, metrics.clone())));
         }
         if let Some(rules) = &config.acl {
             filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone(), config.acl_check_delivery)));

@@ -11,6 +11,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 use crate::policy::acl::RuleSet;
 use crate::policy::authn::Authenticator;
 use crate::policy::bans::BanSet;
+use crate::policy::flapping_filter::FlappingSettings;
 
 #[derive(Debug)]
 pub struct Config {
@@ -33,6 +34,7 @@ pub struct Config {
     pub bans: Option<Arc<BanSet>>,
     /// Where runtime bans are kept (survive restarts).
     pub ban_store: Option<PathBuf>,
+    pub flapping: Option<FlappingSettings>,
 }
 
 /// What the broker is told about the client in the forwarded CONNECT (trap 5).

@@ -28,6 +28,18 @@ pub(crate) struct RawConfig {
     pub broker_identity: Option<RawBrokerIdentity>,
     #[serde(default)]
     pub bans: Option<RawBans>,
+    #[serde(default)]
+    pub flapping: Option<RawFlapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFlapping {
+    pub max_count: S<u32>,
+    pub window: S<String>,
+    pub ban_time: S<String>,
+    #[serde(default)]
+    pub ip_max_count: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

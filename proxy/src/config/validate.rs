@@ -11,6 +11,7 @@ use super::duration::parse_duration;
 use super::error::Issues;
 use super::model::*;
 use super::raw::*;
+use crate::policy::flapping_filter::FlappingSettings;
 
 pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Option<Config> {
     let base = source.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -22,6 +23,20 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         raw.authorization.as_ref().and_then(|a| a.check_delivery.as_ref()).is_some_and(|c| c.value);
     let acl = raw.authorization.and_then(|a| super::policies::acl(&a.acl, &base, issues));
     let broker_identity = super::policies::broker_identity(raw.broker_identity, issues);
+    let flapping = raw.flapping.map(|f| {
+        if f.max_count.value == 0 {
+            issues.push(f.max_count.referenced.line(), "flapping.max_count", "must be at least 1");
+        }
+        if f.ip_max_count.as_ref().is_some_and(|n| n.value == 0) {
+            issues.push(0, "flapping.ip_max_count", "must be at least 1");
+        }
+        FlappingSettings {
+            max_count: f.max_count.value,
+            window: duration(Some(f.window), "flapping.window", 60, issues),
+            ban_time: duration(Some(f.ban_time), "flapping.ban_time", 300, issues),
+            ip_max_count: f.ip_max_count.map(|n| n.value),
+        }
+    });
     let (bans, ban_store) = match raw.bans {
         Some(b) => super::policies::bans(b, &base, issues),
         None => (None, None),
@@ -121,6 +136,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         broker_identity,
         bans,
         ban_store,
+        flapping,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod authn;
 pub mod ban_filter;
 pub mod bans;
 mod chain;
+pub mod flapping_filter;
 pub mod limits;
 
 pub use chain::{AllowAll, Chain, SessionChain};
