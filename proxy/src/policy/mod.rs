@@ -13,6 +13,7 @@ pub mod bans;
 mod chain;
 pub mod flapping_filter;
 pub mod limits;
+mod yaml_node;
 
 pub use chain::{AllowAll, Chain, SessionChain};
 

@@ -9,8 +9,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
 
-use super::file::{Issues, N, V};
+use super::file::Issues;
 use super::Identity;
+use crate::policy::yaml_node::{N, V};
 
 /// Deepest `and`/`or` nesting accepted; keeps recursion bounded on hostile input.
 pub(crate) const MAX_WHO_DEPTH: usize = 8;

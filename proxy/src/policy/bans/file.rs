@@ -15,12 +15,10 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::Read as _;
 use std::path::Path;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
+use crate::policy::yaml_node::{N, V};
 
 use super::{Ban, BanKind, LoadIssue};
 
@@ -31,100 +29,6 @@ pub const MAX_BAN_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// `by` of bans that do not name their issuer.
 pub const DEFAULT_BY: &str = "file";
-
-/// A YAML node with the line it was written on.
-#[derive(Debug)]
-struct N {
-    line: u64,
-    v: V,
-}
-
-#[derive(Debug)]
-enum V {
-    Null,
-    Bool,
-    Int(i128),
-    Float,
-    Str(String),
-    Seq(Vec<N>),
-    Map(Vec<(N, N)>),
-}
-
-impl N {
-    fn as_str(&self) -> Option<&str> {
-        match &self.v {
-            V::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for N {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = Spanned::<V>::deserialize(d)?;
-        Ok(N { line: s.referenced.line(), v: s.value })
-    }
-}
-
-impl<'de> Deserialize<'de> for V {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(VVisitor)
-    }
-}
-
-struct VVisitor;
-
-impl<'de> Visitor<'de> for VVisitor {
-    type Value = V;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<V, E> {
-        Ok(V::Bool)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<V, E> {
-        Ok(V::Int(v.into()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<V, E> {
-        Ok(V::Int(v.into()))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<V, E> {
-        Ok(V::Int(v))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<V, E> {
-        Ok(V::Float)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<V, E> {
-        Ok(V::Str(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<V, E> {
-        Ok(V::Str(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<V, E> {
-        Ok(V::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<V, E> {
-        Ok(V::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V, D::Error> {
-        V::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<V, A::Error> {
-        let mut out = Vec::new();
-        while let Some(n) = seq.next_element::<N>()? {
-            out.push(n);
-        }
-        Ok(V::Seq(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<V, A::Error> {
-        let mut out = Vec::new();
-        while let Some((k, v)) = map.next_entry::<N, N>()? {
-            out.push((k, v));
-        }
-        Ok(V::Map(out))
-    }
-}
 
 /// Collects every problem found while loading.
 #[derive(Default)]
