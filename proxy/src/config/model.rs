@@ -12,6 +12,7 @@ use crate::policy::acl::RuleSet;
 use crate::policy::authn::Authenticator;
 use crate::policy::bans::BanSet;
 use crate::policy::flapping_filter::FlappingSettings;
+use crate::policy::limits::RateSpec;
 
 #[derive(Debug)]
 pub struct Config {
@@ -138,6 +139,8 @@ pub struct Limits {
     /// Most open connections in total and per source address.
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+    /// PUBLISH packets per second per connection, enforced by not reading (nothing is dropped).
+    pub publish_rate: Option<RateSpec>,
 }
 
 #[derive(Clone, Debug)]

@@ -160,6 +160,8 @@ pub(crate) struct RawLimits {
     pub max_connections: Option<S<u64>>,
     #[serde(default)]
     pub max_connections_per_ip: Option<S<u64>>,
+    #[serde(default)]
+    pub publish_rate: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -92,6 +92,15 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         "limits.max_connections_per_ip",
         issues,
     );
+    let publish_rate = raw.limits.as_ref().and_then(|l| l.publish_rate.as_ref()).and_then(|r| {
+        match crate::policy::limits::parse_rate_spec(&r.value) {
+            Ok(spec) => Some(spec),
+            Err(e) => {
+                issues.push(r.referenced.line(), "limits.publish_rate", e.to_string());
+                None
+            }
+        }
+    });
     let max_packet_size = match raw.limits.and_then(|l| l.max_packet_size) {
         Some(m) if m.value < 64 || m.value > MQTT_MAX_PACKET_SIZE => {
             issues.push(
@@ -127,7 +136,13 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         listeners,
         upstream,
         timeouts,
-        limits: Limits { max_packet_size, max_subscribe_filters, max_connections, max_connections_per_ip },
+        limits: Limits {
+            max_packet_size,
+            max_subscribe_filters,
+            max_connections,
+            max_connections_per_ip,
+            publish_rate,
+        },
         admin: AdminConfig { bind: admin_bind? },
         log_format,
         authenticators,

@@ -20,10 +20,12 @@ use super::connect::LAST_WORDS;
 use super::io::{reserve_read, write_within};
 use super::pending::{DeniedQos2, PendingSubacks};
 use super::{Context, QUEUE_CAP};
+use crate::codec::Frame;
 use crate::codec::{
     encode_connack, encode_disconnect, split_frame, PacketType, ProtocolVersion, ReasonCode, Split,
 };
 use crate::metrics::Direction;
+use crate::policy::limits::TokenBucket;
 use crate::policy::{SessionChain, SessionInfo};
 
 /// What to do with a frame after the filters have seen it.
@@ -104,6 +106,12 @@ pub(crate) struct Relay {
     pub(super) assigned_client_id: Option<String>,
     /// The broker's CONNACK has been relayed to the client.
     pub(super) connack_seen: bool,
+    /// `limits.publish_rate` for this connection.
+    publish_bucket: Option<TokenBucket>,
+    /// A PUBLISH that waits for a token, processed before anything else is read.
+    held: Option<Frame>,
+    /// Until when moat stops reading from the client (rate limit backpressure).
+    throttled_until: Option<Instant>,
 }
 
 impl Relay {
@@ -115,6 +123,8 @@ impl Relay {
         keep_alive: u16,
         client_alias_max: u16,
     ) -> Self {
+        let publish_bucket =
+            ctx.limits.publish_rate.map(|spec| TokenBucket::new(spec.rate, spec.burst_or_default()));
         let mut outbound_aliases = AliasMap::default();
         outbound_aliases.set_max(client_alias_max);
         Self {
@@ -126,9 +136,12 @@ impl Relay {
             outbound_aliases,
             denied_inbound_qos2: DeniedQos2::default(),
             denied_outbound_qos2: DeniedQos2::default(),
+            publish_bucket,
             pending_subacks: PendingSubacks::default(),
             assigned_client_id: None,
             connack_seen: false,
+            held: None,
+            throttled_until: None,
         }
     }
 
@@ -165,6 +178,8 @@ impl Relay {
         // unavailable" after the same deadline the client had for its CONNECT.
         let connack_deadline = tokio::time::sleep(self.ctx.timeouts.connect);
         tokio::pin!(connack_deadline);
+        let throttle = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(throttle);
 
         // Frames the client pipelined behind CONNECT stay in `cbuf` until the broker's CONNACK has
         // been relayed: nothing moat answers may reach the client before its CONNACK.
@@ -238,6 +253,12 @@ impl Relay {
                         release_idle_buffers([&mut cbuf, &mut ubuf, &mut q.to_upstream, &mut q.to_client]);
                     }
                 },
+                _ = &mut throttle, if self.throttled_until.is_some() => {
+                    self.throttled_until = None;
+                    // The client was sending; moat chose not to read. That is not idleness.
+                    last_seen = Instant::now();
+                    close = self.drain_client(&mut cbuf, &mut q, max);
+                }
                 _ = &mut connack_deadline, if awaiting_connack => {
                     info!("no CONNACK from the broker in time");
                     self.ctx.metrics.upstream_connect_failures.inc();
@@ -284,11 +305,26 @@ impl Relay {
         max: usize,
     ) -> Option<Option<ReasonCode>> {
         loop {
-            let frame = match split_frame(cbuf, max) {
-                Ok(Split::Incomplete) => return None,
-                Ok(Split::Frame(f)) => f,
-                Err(e) => return Some(self.protocol_error(e.kind(), e.reason_code())),
+            let frame = match self.held.take() {
+                Some(f) => f,
+                None => match split_frame(cbuf, max) {
+                    Ok(Split::Incomplete) => return None,
+                    Ok(Split::Frame(f)) => f,
+                    Err(e) => return Some(self.protocol_error(e.kind(), e.reason_code())),
+                },
             };
+            if frame.packet_type() == PacketType::Publish {
+                if let Some(bucket) = self.publish_bucket.as_mut() {
+                    let now = Instant::now();
+                    if let Err(wait) = bucket.try_take(1.0, now) {
+                        // Backpressure, not loss: keep the PUBLISH and stop reading until a token
+                        // is due. A wait of Duration::MAX cannot happen for one message (burst ≥ 1).
+                        self.held = Some(frame);
+                        self.throttled_until = Some(now + wait.min(Duration::from_secs(3600)));
+                        return None;
+                    }
+                }
+            }
             self.ctx.metrics.traffic.packet(Direction::Inbound, frame.packet_type(), frame.len());
             match self.on_client_frame(&frame, q) {
                 Step::Continue => q.to_upstream.extend_from_slice(frame.bytes()),
