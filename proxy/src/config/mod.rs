@@ -93,11 +93,7 @@ fn without_block(text: &str, line: u64) -> Option<String> {
 }
 
 fn read_bounded(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(format!("file is larger than {MAX_CONFIG_BYTES} bytes"));
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))
+    crate::util::read_bounded(path, MAX_CONFIG_BYTES).map_err(|e| e.to_string())
 }
 
 /// serde reports the offending key inside its message (`unknown field `x``); surface it as the key.

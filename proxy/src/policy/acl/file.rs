@@ -5,7 +5,6 @@
 //! fixing a 500-rule file wants every problem (unknown key, bad regex, bad filter) at once.
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -83,16 +82,9 @@ pub fn parse_rule_file(text: &str, file_label: &str) -> Result<RuleSet, Vec<Load
 
 /// Reads (at most [`MAX_RULE_FILE_BYTES`]) and parses a rule file.
 pub fn load_rule_file(path: &Path) -> Result<RuleSet, Vec<LoadIssue>> {
-    let fail = |m: String| vec![LoadIssue { line: 0, key: "(file)".into(), message: m }];
-    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
-    let mut buf = String::new();
-    // Read one byte past the limit so an oversized (or growing) file is detected, not truncated.
-    file.take(MAX_RULE_FILE_BYTES.saturating_add(1))
-        .read_to_string(&mut buf)
-        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
-    if buf.len() as u64 > MAX_RULE_FILE_BYTES {
-        return Err(fail(format!("file is larger than {MAX_RULE_FILE_BYTES} bytes")));
-    }
+    let buf = crate::util::read_bounded(path, MAX_RULE_FILE_BYTES).map_err(|e| {
+        vec![LoadIssue { line: 0, key: "(file)".into(), message: format!("{}: {e}", path.display()) }]
+    })?;
     parse_rule_file(&buf, &path.display().to_string())
 }
 

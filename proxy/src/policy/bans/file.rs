@@ -15,7 +15,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::path::Path;
 
 use crate::policy::yaml_node::{N, V};
@@ -69,16 +68,9 @@ pub fn parse_ban_file(text: &str, now: u64) -> Result<Vec<Ban>, Vec<LoadIssue>> 
 
 /// Reads (at most [`MAX_BAN_FILE_BYTES`]) and parses a ban file.
 pub fn load_ban_file(path: &Path, now: u64) -> Result<Vec<Ban>, Vec<LoadIssue>> {
-    let fail = |m: String| vec![LoadIssue { line: 0, key: "(file)".into(), message: m }];
-    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
-    let mut buf = String::new();
-    // One byte past the limit, so an oversized (or growing) file is detected, not truncated.
-    file.take(MAX_BAN_FILE_BYTES.saturating_add(1))
-        .read_to_string(&mut buf)
-        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
-    if buf.len() as u64 > MAX_BAN_FILE_BYTES {
-        return Err(fail(format!("file is larger than {MAX_BAN_FILE_BYTES} bytes")));
-    }
+    let buf = crate::util::read_bounded(path, MAX_BAN_FILE_BYTES).map_err(|e| {
+        vec![LoadIssue { line: 0, key: "(file)".into(), message: format!("{}: {e}", path.display()) }]
+    })?;
     parse_ban_file(&buf, now)
 }
 

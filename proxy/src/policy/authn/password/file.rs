@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -27,16 +26,8 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Reads `path` (at most [`MAX_FILE_BYTES`]) and parses it as YAML or as a Mosquitto password
 /// file, whichever it looks like. File-level problems are reported on line 0 with key `file`.
 pub fn load_password_file(path: &Path) -> Result<PasswordFile, Vec<LoadIssue>> {
-    let file_issue = |message: String| vec![LoadIssue::new(0, "file", message)];
-    let file = std::fs::File::open(path).map_err(|e| file_issue(format!("cannot open: {e}")))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| file_issue(format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(file_issue(format!("larger than {MAX_FILE_BYTES} bytes")));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| file_issue("not valid UTF-8".into()))?;
+    let text = crate::util::read_bounded(path, MAX_FILE_BYTES)
+        .map_err(|e| vec![LoadIssue::new(0, "file", e.to_string())])?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     if looks_like_mosquitto(text) {
         parse_mosquitto_passwd(text)
