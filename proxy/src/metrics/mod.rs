@@ -166,7 +166,6 @@ pub struct Metrics {
     pub authentication_seconds: Histogram,
     acl_decisions: Family<AclLabels, Counter>,
     acl_rule_matches: Family<RuleLabels, Counter>,
-    pub config_reload_failures: Counter,
 }
 
 impl Metrics {
@@ -224,12 +223,6 @@ impl Metrics {
             "ACL decisions by the rule that made them",
             acl_rule_matches.clone(),
         );
-        let config_reload_failures = Counter::default();
-        registry.register(
-            "config_reload_failures",
-            "Rejected configuration reloads",
-            config_reload_failures.clone(),
-        );
 
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
@@ -254,7 +247,6 @@ impl Metrics {
             authentication_seconds,
             acl_decisions,
             acl_rule_matches,
-            config_reload_failures,
         })
     }
 

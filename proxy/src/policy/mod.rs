@@ -56,12 +56,6 @@ pub struct PeerInfo {
     pub client_certs: Option<Arc<[rustls_pki_types::CertificateDer<'static>]>>,
 }
 
-impl PeerInfo {
-    pub fn client_cert_verified(&self) -> bool {
-        self.client_certs.as_ref().is_some_and(|c| !c.is_empty())
-    }
-}
-
 /// Who the client is once authentication has decided. Filled from the credential, not from what
 /// the client claims (trap 5), except where no authenticator says otherwise.
 #[derive(Clone, Debug, Default)]

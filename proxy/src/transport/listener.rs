@@ -38,16 +38,6 @@ pub struct Listener {
     auth: Arc<AuthChain>,
 }
 
-impl Listener {
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.socket.local_addr()
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
 /// Binds a listener and builds its TLS config (failing before any traffic is accepted).
 pub async fn bind(
     cfg: &ListenerConfig,
@@ -80,6 +70,10 @@ pub async fn bind(
 }
 
 impl Listener {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
     /// Accepts until shutdown; every connection runs on `tracker` so shutdown can wait for them.
     pub async fn serve(self, ctx: Arc<Context>, tracker: TaskTracker) {
         let gauge = ctx.metrics.active_gauge(&self.name);

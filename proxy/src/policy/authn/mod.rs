@@ -95,10 +95,6 @@ impl AuthChain {
         Arc::new(Semaphore::new(cores.max(1)))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
     pub async fn authenticate(&self, creds: Arc<Credentials>) -> AuthDecision {
         for auth in &self.list {
             let kind = auth.kind();
