@@ -18,12 +18,32 @@ use crate::util::escape;
 /// Counters per action, indexed by [`Outcome`], and per rule id; resolved once and shared by all
 /// sessions, so counting a decision neither allocates nor takes a lock.
 struct Counters {
-    publish: [Counter; 4],
-    subscribe: [Counter; 4],
-    deliver: [Counter; 4],
-    will: [Counter; 4],
+    /// Indexed by `[Point][Outcome]`.
+    by_point: [[Counter; 4]; 4],
     /// Rule ids are few and chosen by the user: a bounded label set.
     rules: HashMap<Arc<str>, Counter>,
+}
+
+/// Where a decision is made; also the `action` metric label.
+#[derive(Clone, Copy)]
+enum Point {
+    Publish = 0,
+    Subscribe = 1,
+    Deliver = 2,
+    Will = 3,
+}
+
+impl Point {
+    const ALL: [Point; 4] = [Point::Publish, Point::Subscribe, Point::Deliver, Point::Will];
+
+    fn label(self) -> &'static str {
+        match self {
+            Point::Publish => "publish",
+            Point::Subscribe => "subscribe",
+            Point::Deliver => "deliver",
+            Point::Will => "will",
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -52,13 +72,7 @@ impl AclFilter {
             .iter()
             .map(|r| (Arc::<str>::from(r.id()), metrics.acl_rule_counter(r.id())))
             .collect();
-        let counters = Counters {
-            publish: per("publish"),
-            subscribe: per("subscribe"),
-            deliver: per("deliver"),
-            will: per("will"),
-            rules: rule_counters,
-        };
+        let counters = Counters { by_point: Point::ALL.map(|p| per(p.label())), rules: rule_counters };
         Self { rules, counters: Arc::new(counters), check_delivery }
     }
 }
@@ -111,7 +125,7 @@ impl Filter for AclFilter {
         };
         if let Some(will) = &connect.will {
             let decision = s.acl.check_publish(will.topic, will.qos as u8, will.retain);
-            if let Verdict::Deny(mut d) = s.verdict(&decision, "will", will.topic) {
+            if let Verdict::Deny(mut d) = s.verdict(&decision, Point::Will, will.topic) {
                 d.disconnect = true;
                 return Err(d);
             }
@@ -129,15 +143,10 @@ struct AclSession {
 }
 
 impl AclSession {
-    fn verdict(&self, d: &Decision, action: &'static str, topic: &str) -> Verdict {
-        let counters = match action {
-            "publish" => &self.counters.publish,
-            "subscribe" => &self.counters.subscribe,
-            "deliver" => &self.counters.deliver,
-            _ => &self.counters.will,
-        };
+    fn verdict(&self, d: &Decision, point: Point, topic: &str) -> Verdict {
+        let action = point.label();
         let count = |o: Outcome| {
-            if let Some(c) = counters.get(o as usize) {
+            if let Some(c) = self.counters.by_point.get(point as usize).and_then(|c| c.get(o as usize)) {
                 c.inc();
             }
         };
@@ -169,12 +178,12 @@ impl AclSession {
 impl SessionFilter for AclSession {
     fn on_publish(&mut self, _s: &SessionInfo, topic: &str, p: &Publish<'_>) -> Verdict {
         let d = self.acl.check_publish(topic, p.qos as u8, p.retain);
-        self.verdict(&d, "publish", topic)
+        self.verdict(&d, Point::Publish, topic)
     }
 
     fn on_subscribe(&mut self, _s: &SessionInfo, filter: &str, o: SubscriptionOptions) -> Verdict {
         let d = self.acl.check_subscribe(filter, o.qos as u8);
-        self.verdict(&d, "subscribe", filter)
+        self.verdict(&d, Point::Subscribe, filter)
     }
 
     /// A delivered topic is checked as a subscription to exactly that topic.
@@ -183,6 +192,6 @@ impl SessionFilter for AclSession {
             return Verdict::Allow;
         }
         let d = self.acl.check_subscribe(topic, p.qos as u8);
-        self.verdict(&d, "deliver", topic)
+        self.verdict(&d, Point::Deliver, topic)
     }
 }
