@@ -100,7 +100,7 @@ impl Server {
         for l in self.listeners {
             tokio::spawn(l.serve(self.ctx.clone(), tracker.clone()));
         }
-        let admin = tokio::spawn(admin::serve(self.admin, self.admin_state, self.ctx.shutdown.clone()));
+        let mut admin = tokio::spawn(admin::serve(self.admin, self.admin_state, self.ctx.shutdown.clone()));
         info!("moat ready");
         stop.await;
         info!("shutting down");
@@ -109,7 +109,11 @@ impl Server {
         if tokio::time::timeout(self.ctx.timeouts.shutdown_grace, tracker.wait()).await.is_err() {
             warn!(remaining = tracker.len(), "grace period over, closing remaining connections");
         }
-        let _ = admin.await;
+        // The admin server drains its own connections; a client holding one open must not keep
+        // the process alive past the grace period.
+        if tokio::time::timeout(self.ctx.timeouts.shutdown_grace, &mut admin).await.is_err() {
+            admin.abort();
+        }
     }
 }
 
