@@ -10,6 +10,7 @@ pub mod config;
 pub mod dev;
 pub mod metrics;
 pub mod policy;
+pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod transport;

@@ -250,7 +250,7 @@ fn run(path: &Path, log_format: Option<LogFormatArg>) -> anyhow::Result<()> {
     };
     init_logging(format);
     runtime()?.block_on(async {
-        let server = Server::bind(&config).await?;
+        let server = Server::bind(config).await?;
         server.serve(shutdown_signal()).await;
         Ok(())
     })
@@ -293,7 +293,7 @@ fn dev(
     };
     runtime()?.block_on(async {
         wait_for_upstream(&upstream).await;
-        let server = Server::bind(&config).await?;
+        let server = Server::bind(config).await?;
         let listen = server.listener_addrs().first().copied().unwrap_or(listen);
         println!("moat dev: PKI and config in {}", dir.display());
         println!("moat dev: MQTT over TLS on {listen}, admin API on http://{admin}, upstream {upstream}");

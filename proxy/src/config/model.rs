@@ -10,7 +10,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 
 use crate::policy::acl::RuleSet;
 use crate::policy::authn::Authenticator;
-use crate::policy::bans::BanSet;
+use crate::policy::bans::Ban;
 use crate::policy::flapping_filter::FlappingSettings;
 use crate::policy::limits::RateSpec;
 
@@ -31,11 +31,19 @@ pub struct Config {
     /// Check each broker → client PUBLISH against the client's subscribe permissions.
     pub acl_check_delivery: bool,
     pub broker_identity: BrokerIdentity,
-    /// Bans from the ban file and the durable runtime store, indexed; `None` when neither is set.
-    pub bans: Option<Arc<BanSet>>,
-    /// Where runtime bans are kept (survive restarts).
-    pub ban_store: Option<PathBuf>,
+    /// The ban file's bans and where runtime bans are kept; `None` when neither is set.
+    pub bans: Option<BansConfig>,
     pub flapping: Option<FlappingSettings>,
+}
+
+/// Bans: the file's entries (validated, loaded) and the runtime store's path. Validation also
+/// opened the store and indexed everything, so `moat check` proves the whole list is usable.
+#[derive(Debug, Clone)]
+pub struct BansConfig {
+    pub file: Option<PathBuf>,
+    pub file_bans: Vec<Ban>,
+    /// Where runtime bans are kept (survive restarts).
+    pub store: Option<PathBuf>,
 }
 
 /// What the broker is told about the client in the forwarded CONNECT (trap 5).
@@ -146,6 +154,10 @@ pub struct Limits {
 #[derive(Clone, Debug)]
 pub struct AdminConfig {
     pub bind: SocketAddr,
+    /// Where the bearer tokens were read from, and the tokens (digests only). Without tokens the
+    /// `/api/v1` endpoints are refused; `/metrics` then stays open on the (loopback) admin port.
+    pub tokens_file: Option<PathBuf>,
+    pub tokens: Arc<Vec<crate::admin::tokens::AdminToken>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

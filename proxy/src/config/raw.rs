@@ -169,4 +169,6 @@ pub(crate) struct RawLimits {
 pub(crate) struct RawAdmin {
     #[serde(default)]
     pub bind: Option<S<String>>,
+    #[serde(default)]
+    pub tokens_file: Option<S<String>>,
 }

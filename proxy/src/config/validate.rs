@@ -37,10 +37,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             ip_max_count: f.ip_max_count.map(|n| n.value),
         }
     });
-    let (bans, ban_store) = match raw.bans {
-        Some(b) => super::policies::bans(b, &base, issues),
-        None => (None, None),
-    };
+    let bans = raw.bans.and_then(|b| super::policies::bans(b, &base, issues));
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
@@ -114,9 +111,17 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         None => DEFAULT_MAX_PACKET_SIZE,
     };
 
-    let admin_bind = match raw.admin.and_then(|a| a.bind) {
+    let (admin_bind, tokens_file) = match raw.admin {
+        Some(a) => (a.bind, a.tokens_file),
+        None => (None, None),
+    };
+    let admin_bind = match admin_bind {
         Some(b) => socket_addr(&b, "admin.bind", issues),
         None => DEFAULT_ADMIN.parse().ok(),
+    };
+    let (tokens_file, admin_tokens) = match tokens_file {
+        Some(f) => super::policies::admin_tokens(&f, &base, issues),
+        None => (None, Vec::new()),
     };
 
     let log_format = match raw.log_format {
@@ -143,14 +148,13 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             max_connections_per_ip,
             publish_rate,
         },
-        admin: AdminConfig { bind: admin_bind? },
+        admin: AdminConfig { bind: admin_bind?, tokens_file, tokens: std::sync::Arc::new(admin_tokens) },
         log_format,
         authenticators,
         acl,
         acl_check_delivery,
         broker_identity,
         bans,
-        ban_store,
         flapping,
     })
 }

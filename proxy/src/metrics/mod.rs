@@ -4,6 +4,8 @@
 //! Labels are low-cardinality by construction: listener names come from the config, the rest are
 //! `&'static str` from fixed sets. A client id or topic never becomes a label.
 
+pub mod ops;
+
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -166,6 +168,7 @@ pub struct Metrics {
     pub authentication_seconds: Histogram,
     acl_decisions: Family<AclLabels, Counter>,
     acl_rule_matches: Family<RuleLabels, Counter>,
+    pub ops: ops::OpsMetrics,
 }
 
 impl Metrics {
@@ -224,6 +227,8 @@ impl Metrics {
             acl_rule_matches.clone(),
         );
 
+        let ops = ops::OpsMetrics::register(&mut registry);
+
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
                 packets.get_or_create_owned(&PacketLabels { direction: d.as_str(), r#type: t.as_str() })
@@ -247,6 +252,7 @@ impl Metrics {
             authentication_seconds,
             acl_decisions,
             acl_rule_matches,
+            ops,
         })
     }
 

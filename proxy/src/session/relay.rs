@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tracing::{debug, info};
 
 use super::alias::AliasMap;
 use super::connect::LAST_WORDS;
 use super::io::{reserve_read, write_within};
 use super::pending::{DeniedQos2, PendingSubacks};
+use super::registry::Kick;
 use super::{Context, QUEUE_CAP};
 use crate::codec::Frame;
 use crate::codec::{
@@ -112,6 +114,10 @@ pub(crate) struct Relay {
     held: Option<Frame>,
     /// Until when moat stops reading from the client (rate limit backpressure).
     throttled_until: Option<Instant>,
+    /// The client's CONNECT as received, to re-check the session against a new policy.
+    pub(super) connect: Bytes,
+    /// Wakes when the policy or the ban list changes.
+    policy_changes: watch::Receiver<u64>,
 }
 
 impl Relay {
@@ -122,6 +128,7 @@ impl Relay {
         filters: SessionChain,
         keep_alive: u16,
         client_alias_max: u16,
+        policy_changes: watch::Receiver<u64>,
     ) -> Self {
         let publish_bucket =
             ctx.limits.publish_rate.map(|spec| TokenBucket::new(spec.rate, spec.burst_or_default()));
@@ -142,6 +149,8 @@ impl Relay {
             connack_seen: false,
             held: None,
             throttled_until: None,
+            connect: Bytes::new(),
+            policy_changes,
         }
     }
 
@@ -154,8 +163,14 @@ impl Relay {
         (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500))
     }
 
-    pub(crate) async fn run<S>(mut self, client: S, upstream: TcpStream, connect: Bytes, mut cbuf: BytesMut)
-    where
+    pub(crate) async fn run<S>(
+        mut self,
+        client: S,
+        upstream: TcpStream,
+        connect: Bytes,
+        mut cbuf: BytesMut,
+        kick: Arc<Kick>,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (mut client_r, mut client_w) = tokio::io::split(client);
@@ -266,6 +281,17 @@ impl Relay {
                     encode_connack(&mut q.to_client, self.version(), false, ReasonCode::ServerUnavailable, &[]);
                     self.count_answer(PacketType::Connack, q.to_client.len() - before);
                     close = Some(None);
+                }
+                changed = self.policy_changes.changed() => {
+                    if changed.is_ok() {
+                        if let Some(reason) = self.recheck() {
+                            close = Some((!awaiting_connack).then_some(reason));
+                        }
+                    }
+                }
+                reason = kick.kicked() => {
+                    info!(reason = ?reason, "session closed by an operator");
+                    close = Some((!awaiting_connack).then_some(reason));
                 }
                 _ = shutdown.cancelled() => {
                     // Before its CONNACK a client may not be sent a DISCONNECT: just close.

@@ -13,7 +13,6 @@ use tracing::{debug, info, warn};
 
 use crate::config::ListenerConfig;
 use crate::metrics::ConnResult;
-use crate::policy::authn::AuthChain;
 use crate::policy::limits::{ConnectionLimits, LimitHit};
 use crate::policy::{PeerInfo, Verdict};
 use crate::session::{self, Context};
@@ -35,13 +34,11 @@ pub struct Listener {
     socket: TcpListener,
     tls: Option<TlsAcceptor>,
     framing: Framing,
-    auth: Arc<AuthChain>,
 }
 
 /// Binds a listener and builds its TLS config (failing before any traffic is accepted).
 pub async fn bind(
     cfg: &ListenerConfig,
-    auth: AuthChain,
     limits: Arc<ConnectionLimits>,
 ) -> Result<Listener, ListenError> {
     let tls = match &cfg.tls {
@@ -65,7 +62,6 @@ pub async fn bind(
             limits,
             max_connections: cfg.max_connections,
         },
-        auth: Arc::new(auth),
     })
 }
 
@@ -96,7 +92,7 @@ impl Listener {
             let info = PeerInfo { peer, listener: self.name.clone(), client_certs: None };
             // Behind a PROXY-protocol balancer the socket's peer is the balancer: check later.
             if !self.framing.proxy_protocol {
-                if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
+                if let Verdict::Deny(d) = ctx.policy.load().chain.on_accept(&info) {
                     debug!(%peer, reason = d.label, "refused before TLS");
                     ctx.metrics.connection(&self.name, ConnResult::Denied);
                     continue;
@@ -107,7 +103,6 @@ impl Listener {
                 info,
                 self.tls.clone(),
                 self.framing.clone(),
-                self.auth.clone(),
                 ctx.clone(),
                 gauge.clone(),
             ));
@@ -141,7 +136,6 @@ async fn handle(
     mut info: PeerInfo,
     tls: Option<TlsAcceptor>,
     framing: Framing,
-    auth: Arc<AuthChain>,
     ctx: Arc<Context>,
     gauge: Gauge,
 ) {
@@ -165,7 +159,7 @@ async fn handle(
                 return;
             }
         }
-        if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
+        if let Verdict::Deny(d) = ctx.policy.load().chain.on_accept(&info) {
             debug!(peer = %info.peer, reason = d.label, "refused before TLS");
             ctx.metrics.connection(&info.listener, ConnResult::Denied);
             return;
@@ -187,7 +181,7 @@ async fn handle(
         }
     };
     match tls {
-        None => serve_stream(tcp, info, framing, ctx, auth).await,
+        None => serve_stream(tcp, info, framing, ctx).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(ctx.timeouts.tls_handshake, acceptor.accept(tcp));
             let stream = tokio::select! {
@@ -197,7 +191,7 @@ async fn handle(
             match stream {
                 Ok(Ok(stream)) => {
                     info.client_certs = stream.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
-                    serve_stream(stream, info, framing, ctx, auth).await
+                    serve_stream(stream, info, framing, ctx).await
                 }
                 Ok(Err(e)) => {
                     debug!(peer = %info.peer, error = %e, "TLS handshake failed");
@@ -213,12 +207,12 @@ async fn handle(
 }
 
 /// Runs the session on the stream, after the WebSocket upgrade when the listener asks for one.
-async fn serve_stream<S>(stream: S, info: PeerInfo, framing: Framing, ctx: Arc<Context>, auth: Arc<AuthChain>)
+async fn serve_stream<S>(stream: S, info: PeerInfo, framing: Framing, ctx: Arc<Context>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Some(path) = framing.websocket else {
-        return session::run(stream, info, ctx, auth).await;
+        return session::run(stream, info, ctx).await;
     };
     // The upgrade shares the handshake deadline: a peer that never finishes its HTTP request
     // cannot hold the slot.
@@ -227,7 +221,7 @@ where
         super::ws::accept(stream, &path, ctx.limits.max_packet_size),
     );
     match upgrade.await {
-        Ok(Ok(ws)) => session::run(ws, info, ctx, auth).await,
+        Ok(Ok(ws)) => session::run(ws, info, ctx).await,
         Ok(Err(e)) => {
             debug!(peer = %info.peer, error = %e, "WebSocket upgrade failed");
             ctx.metrics.connection(&info.listener, ConnResult::ProtocolError);
