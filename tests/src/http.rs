@@ -14,12 +14,30 @@ pub struct Response {
 
 /// GET http://127.0.0.1:`port``path`.
 pub async fn get(port: u16, path: &str) -> Result<Response> {
+    request(port, "GET", path, None, None).await
+}
+
+/// `method` http://127.0.0.1:`port``path` with an optional bearer token and JSON body.
+pub async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json_body: Option<&str>,
+) -> Result<Response> {
     tokio::time::timeout(Duration::from_secs(10), async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.context("connect admin")?;
-        s.write_all(
-            format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
+        let mut head = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        let body = json_body.unwrap_or("");
+        if json_body.is_some() {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body.as_bytes()).await?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await?;
         let text = String::from_utf8_lossy(&raw).into_owned();
@@ -38,7 +56,7 @@ pub async fn get(port: u16, path: &str) -> Result<Response> {
         Ok(Response { status, headers: head.to_string(), body })
     })
     .await
-    .map_err(|_| anyhow!("GET {path} timed out"))?
+    .map_err(|_| anyhow!("{method} {path} timed out"))?
 }
 
 fn dechunk(mut s: &str) -> Result<String> {

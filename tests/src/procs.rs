@@ -251,6 +251,8 @@ pub struct MoatOptions {
     pub websocket_path: Option<String>,
     /// Raw YAML lines added to the TLS listener itself (indent them by 4 spaces).
     pub listener_extra: Option<String>,
+    /// Raw YAML lines added inside the `admin:` block (indent them by 2 spaces).
+    pub admin_extra: Option<String>,
 }
 
 /// The policy part of configs that are not about authentication.
@@ -272,6 +274,7 @@ impl Default for MoatOptions {
             tls_extra: None,
             websocket_path: None,
             listener_extra: None,
+            admin_extra: None,
         }
     }
 }
@@ -322,6 +325,9 @@ impl MoatOptions {
             y.push_str(&format!("limits:\n  max_packet_size: {m}\n"));
         }
         y.push_str(&format!("admin:\n  bind: \"127.0.0.1:{admin_port}\"\n"));
+        if let Some(extra) = &self.admin_extra {
+            y.push_str(extra);
+        }
         y.push_str(self.policy_yaml.as_deref().unwrap_or(ANONYMOUS_AUTH));
         y
     }

@@ -46,11 +46,7 @@ where
             Ok(accepted) => {
                 ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
                 let registration = ctx.registry.register(accepted.info);
-                accepted
-                    .relay
-                    .run(accepted.client, accepted.upstream, accepted.connect, accepted.buf, registration.kick.clone())
-                    .await;
-                drop(registration);
+                accepted.relay.run(accepted.client, accepted.upstream, accepted.connect, accepted.buf, registration).await;
             }
             Err(result) => ctx.metrics.connection(&peer.listener, result),
         }

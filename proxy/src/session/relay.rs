@@ -20,7 +20,7 @@ use super::alias::AliasMap;
 use super::connect::LAST_WORDS;
 use super::io::{reserve_read, write_within};
 use super::pending::{DeniedQos2, PendingSubacks};
-use super::registry::Kick;
+use super::registry::Registration;
 use super::{Context, QUEUE_CAP};
 use crate::codec::Frame;
 use crate::codec::{
@@ -169,7 +169,7 @@ impl Relay {
         upstream: TcpStream,
         connect: Bytes,
         mut cbuf: BytesMut,
-        kick: Arc<Kick>,
+        registration: Registration,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -289,7 +289,7 @@ impl Relay {
                         }
                     }
                 }
-                reason = kick.kicked() => {
+                reason = registration.kick.kicked() => {
                     info!(reason = ?reason, "session closed by an operator");
                     close = Some((!awaiting_connack).then_some(reason));
                 }
@@ -300,6 +300,8 @@ impl Relay {
             }
         }
 
+        // The session is over for the admin API, even while its last words drain.
+        drop(registration);
         // Last words: whatever was already queued, then a DISCONNECT for v5 clients.
         if let Some(Some(reason)) = close {
             if self.version() == ProtocolVersion::V5 {
