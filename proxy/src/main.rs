@@ -54,6 +54,8 @@ enum Command {
     /// Add or replace a user in a YAML password file (argon2id). The password is read from the
     /// terminal without echo, or as one line from standard input.
     Passwd { file: PathBuf, user: String },
+    /// Operate a running moat through its admin API (bans, clients, reload, status).
+    Ctl(moat::commands::ctl::CtlArgs),
     /// Work with ACL policies.
     Policy {
         #[command(subcommand)]
@@ -113,12 +115,29 @@ fn main() -> ExitCode {
         Command::Dev { dir, upstream, listen, admin } => dev(dir, upstream, listen, admin),
         Command::Passwd { file, user } => passwd(&file, &user),
         Command::Policy { command } => return policy(command),
+        Command::Ctl(args) => return ctl(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("moat: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn ctl(args: &moat::commands::ctl::CtlArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(moat::commands::ctl::run(args)).map_err(anyhow::Error::from));
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("moat ctl: {e}");
+            ExitCode::from(2)
         }
     }
 }

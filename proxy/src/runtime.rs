@@ -83,7 +83,12 @@ impl Runtime {
         (set, StatefulFilters(stateful))
     }
 
-    pub fn new(ctx: Arc<Context>, config: Config, bans: Option<Arc<LiveBans>>, stateful: StatefulFilters) -> Self {
+    pub fn new(
+        ctx: Arc<Context>,
+        config: Config,
+        bans: Option<Arc<LiveBans>>,
+        stateful: StatefulFilters,
+    ) -> Self {
         let rt = Self {
             ctx,
             bans,
@@ -138,7 +143,9 @@ impl Runtime {
             Ok(r) => {
                 info!(generation = r.generation, restart_required = ?r.restart_required, "configuration reloaded")
             }
-            Err(e) => warn!(error = %e, errors = ?report.errors, "reload failed, keeping the policy in force"),
+            Err(e) => {
+                warn!(error = %e, errors = ?report.errors, "reload failed, keeping the policy in force")
+            }
         }
         *self.report_slot() = Some(report);
         result

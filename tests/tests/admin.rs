@@ -46,7 +46,14 @@ async fn every_endpoint_needs_the_right_token_and_scope() {
     for path in ["/healthz", "/readyz"] {
         assert_eq!(call(m, "GET", path, None, None).await.status, 200, "{path}");
     }
-    let reads = ["/metrics", "/api/v1/status", "/api/v1/config", "/api/v1/bans", "/api/v1/clients", "/api/v1/openapi.json"];
+    let reads = [
+        "/metrics",
+        "/api/v1/status",
+        "/api/v1/config",
+        "/api/v1/bans",
+        "/api/v1/clients",
+        "/api/v1/openapi.json",
+    ];
     for path in reads {
         let none = call(m, "GET", path, None, None).await;
         assert_eq!(none.status, 401, "{path} without a token: {}", none.body);
@@ -99,15 +106,24 @@ async fn a_runtime_ban_kicks_live_sessions_refuses_new_ones_and_survives_restart
     let mut v3 = env.raw_connected(Version::V311, &id3).await;
     let mut bystander = env.raw_connected(Version::V5, &unique("bystander")).await;
 
-    let body = format!(r#"{{"kind":"clientid_re","who":"victim[35]-.*","reason":"test ban","duration":"1h"}}"#);
-    let r = call(&env.moat, "POST", "/api/v1/bans", Some(ADMIN), Some(&body)).await;
+    let body = r#"{"kind":"clientid_re","who":"victim[35]-.*","reason":"test ban","duration":"1h"}"#;
+    let r = call(&env.moat, "POST", "/api/v1/bans", Some(ADMIN), Some(body)).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(json(&r)["source"], "runtime");
 
     // Both live sessions are closed at once, v5 with DISCONNECT 0x98; the bystander stays.
     let closed = v5.read_until_closed(Duration::from_secs(3)).await.expect("v5 closed");
-    let reason = closed.packets.iter().find(|p| p.packet_type() == packets::DISCONNECT).and_then(|p| p.disconnect_reason());
-    assert_eq!(reason, Some(0x98), "v5 victim got {:?}", closed.packets.iter().map(|p| p.describe()).collect::<Vec<_>>());
+    let reason = closed
+        .packets
+        .iter()
+        .find(|p| p.packet_type() == packets::DISCONNECT)
+        .and_then(|p| p.disconnect_reason());
+    assert_eq!(
+        reason,
+        Some(0x98),
+        "v5 victim got {:?}",
+        closed.packets.iter().map(|p| p.describe()).collect::<Vec<_>>()
+    );
     let closed = v3.read_until_closed(Duration::from_secs(3)).await.expect("v3 closed");
     assert!(closed.packets.is_empty(), "3.1.1 gets no DISCONNECT: {:?}", closed.packets.len());
     bystander.send(&packets::pingreq()).await.expect("bystander ping");
@@ -161,9 +177,11 @@ async fn clients_are_listed_filtered_and_kicked() {
     let _cb = env.raw_connected(Version::V311, &b).await;
 
     let all = json(&call(&env.moat, "GET", "/api/v1/clients", Some(READER), None).await);
-    let ids: Vec<&str> = all["data"].as_array().expect("data").iter().filter_map(|c| c["clientid"].as_str()).collect();
+    let ids: Vec<&str> =
+        all["data"].as_array().expect("data").iter().filter_map(|c| c["clientid"].as_str()).collect();
     assert!(ids.contains(&a.as_str()) && ids.contains(&b.as_str()), "{all}");
-    let one = json(&call(&env.moat, "GET", &format!("/api/v1/clients?clientid={a}"), Some(READER), None).await);
+    let one =
+        json(&call(&env.moat, "GET", &format!("/api/v1/clients?clientid={a}"), Some(READER), None).await);
     assert_eq!(one["meta"]["count"], 1, "{one}");
     assert_eq!(one["data"][0]["proto_ver"], 5);
     assert_eq!(one["data"][0]["ip_address"], "127.0.0.1");
@@ -175,13 +193,95 @@ async fn clients_are_listed_filtered_and_kicked() {
     let r = call(&env.moat, "DELETE", &format!("/api/v1/clients/{a}"), Some(ADMIN), None).await;
     assert_eq!(r.status, 204, "{}", r.body);
     let closed = ca.read_until_closed(Duration::from_secs(3)).await.expect("kicked");
-    let reason = closed.packets.iter().find(|p| p.packet_type() == packets::DISCONNECT).and_then(|p| p.disconnect_reason());
+    let reason = closed
+        .packets
+        .iter()
+        .find(|p| p.packet_type() == packets::DISCONNECT)
+        .and_then(|p| p.disconnect_reason());
     assert_eq!(reason, Some(0x98));
     // Gone from the list once closed; kicking again is a 404.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let one = json(&call(&env.moat, "GET", &format!("/api/v1/clients?clientid={a}"), Some(READER), None).await);
+    let one =
+        json(&call(&env.moat, "GET", &format!("/api/v1/clients?clientid={a}"), Some(READER), None).await);
     assert_eq!(one["meta"]["count"], 0, "{one}");
-    assert_eq!(call(&env.moat, "DELETE", &format!("/api/v1/clients/{a}"), Some(ADMIN), None).await.status, 404);
+    assert_eq!(
+        call(&env.moat, "DELETE", &format!("/api/v1/clients/{a}"), Some(ADMIN), None).await.status,
+        404
+    );
     let status = json(&call(&env.moat, "GET", "/api/v1/status", Some(READER), None).await);
     assert_eq!(status["sessions"], 1, "{status}");
+}
+
+/// Runs `moat ctl ARGS` against `moat`; returns (exit code, stdout, stderr).
+async fn ctl(moat: &Moat, token_file: Option<&std::path::Path>, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(moat_e2e::moat_bin());
+    cmd.arg("ctl").arg("--url").arg(format!("http://127.0.0.1:{}", moat.admin_port));
+    if let Some(t) = token_file {
+        cmd.arg("--token-file").arg(t);
+    }
+    cmd.args(args).env_remove("MOAT_ADMIN_TOKEN");
+    let out = moat_e2e::procs::run_with_timeout(cmd, Duration::from_secs(20)).await.expect("moat ctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn moat_ctl_drives_bans_clients_status_and_reload() {
+    let dir = PolicyDir::new();
+    let env = Env::start_with(options(&dir)).await;
+    let admin = dir.write("admin.token", &format!("{ADMIN}\n"));
+    let reader = dir.write("reader.token", READER);
+    let id = unique("ctl");
+    let mut c = env.raw_connected(Version::V5, &id).await;
+
+    let (code, out, err) = ctl(&env.moat, Some(&admin), &["status"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"policy_generation\""), "{out}");
+    let (code, out, _) = ctl(&env.moat, Some(&reader), &["clients", "list", "--clientid", &id]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(&id), "{out}");
+
+    // A read token cannot change anything; no token at all is refused.
+    let (code, _, err) = ctl(&env.moat, Some(&reader), &["bans", "add", "username", "mallory"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("403"), "{err}");
+    let (code, _, err) = ctl(&env.moat, None, &["status"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("401"), "{err}");
+
+    // A CIDR ban with a slash in it, added and removed through ctl.
+    let (code, out, err) = ctl(
+        &env.moat,
+        Some(&admin),
+        &["bans", "add", "cidr", "10.1.0.0/16", "--reason", "ctl", "--duration", "1h"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("10.1.0.0/16"), "{out}");
+    let (_, out, _) = ctl(&env.moat, Some(&reader), &["bans", "list", "--kind", "cidr"]).await;
+    assert!(out.contains("\"count\": 1"), "{out}");
+    let (code, _, err) = ctl(&env.moat, Some(&admin), &["bans", "rm", "cidr", "10.1.0.0/16"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ctl(&env.moat, Some(&admin), &["bans", "rm", "cidr", "10.1.0.0/16"]).await;
+    assert_eq!(code, 1, "removing twice is a 404: {err}");
+
+    let (code, _, err) = ctl(&env.moat, Some(&admin), &["reload"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ctl(&env.moat, Some(&admin), &["clients", "kick", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    let closed = c.read_until_closed(Duration::from_secs(3)).await.expect("kicked");
+    assert!(closed
+        .packets
+        .iter()
+        .any(|p| p.packet_type() == packets::DISCONNECT && p.disconnect_reason() == Some(0x98)));
+
+    // Unreachable admin API: exit 2 with a message, no panic.
+    let mut cmd = tokio::process::Command::new(moat_e2e::moat_bin());
+    cmd.args(["ctl", "--url", "http://127.0.0.1:1", "status"]);
+    let out = moat_e2e::procs::run_with_timeout(cmd, Duration::from_secs(20)).await.expect("ctl");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }

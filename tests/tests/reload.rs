@@ -19,16 +19,14 @@ struct Files {
 }
 
 fn acl_allowing(topic: &str) -> String {
-    format!(
-        "rules:\n  - permission: allow\n    who: all\n    action: all\n    topics: [\"{topic}\"]\n"
-    )
+    format!("rules:\n  - permission: allow\n    who: all\n    action: all\n    topics: [\"{topic}\"]\n")
 }
 
 async fn env(dir: &PolicyDir) -> (Env, Files) {
     let acl = dir.write("acl.yaml", &acl_allowing("a/#"));
     let bans = dir.write("bans.yaml", "bans: []\n");
-    let tokens =
-        dir.write("tokens.yaml", &format!("tokens:\n  - name: ops\n    scope: admin\n    token: \"{ADMIN}\"\n"));
+    let tokens = dir
+        .write("tokens.yaml", &format!("tokens:\n  - name: ops\n    scope: admin\n    token: \"{ADMIN}\"\n"));
     let env = Env::start_with(MoatOptions {
         client_auth: ClientAuth::None,
         admin_extra: Some(format!("  tokens_file: \"{}\"\n", tokens.display())),
@@ -86,7 +84,8 @@ async fn a_good_reload_applies_to_live_sessions_without_dropping_them() {
     let topics = topics_at_broker(&env).await;
     assert_eq!(topics, vec!["a/1".to_string(), "b/1".to_string()], "the broker saw {topics:?}");
 
-    let status = request(env.moat.admin_port, "GET", "/api/v1/status", Some(ADMIN), None).await.expect("status");
+    let status =
+        request(env.moat.admin_port, "GET", "/api/v1/status", Some(ADMIN), None).await.expect("status");
     let status: serde_json::Value = serde_json::from_str(&status.body).expect("json");
     assert_eq!(status["last_reload"]["result"], "success", "{status}");
     assert_eq!(status["sessions"], 1, "the session survived: {status}");
@@ -99,13 +98,19 @@ async fn a_broken_policy_changes_nothing_and_says_why() {
     let mut c = env.raw_connected(Version::V5, &unique("keep")).await;
     let generation_before = generation(&env).await;
 
-    std::fs::write(&files.acl, "rules:\n  - permission: allow\n    who: all\n    action: fly\n    topics: [\"b/#\"]\n")
-        .expect("break ACL");
+    std::fs::write(
+        &files.acl,
+        "rules:\n  - permission: allow\n    who: all\n    action: fly\n    topics: [\"b/#\"]\n",
+    )
+    .expect("break ACL");
     let (status, body) = reload(&env).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["code"], "RELOAD_FAILED");
     let errors = body["errors"].to_string();
-    assert!(errors.contains("acl.yaml") && errors.contains("action"), "errors name the file and key: {errors}");
+    assert!(
+        errors.contains("acl.yaml") && errors.contains("action"),
+        "errors name the file and key: {errors}"
+    );
     assert_eq!(generation(&env).await, generation_before, "a failed reload changed the generation");
 
     // The old policy is still in force for the live session and for new ones.
@@ -113,7 +118,10 @@ async fn a_broken_policy_changes_nothing_and_says_why() {
     let mut fresh = env.raw_connected(Version::V5, &unique("fresh")).await;
     assert_eq!(publish_qos1(&mut fresh, "b/1", 1).await, 0x87);
     let metrics = request(env.moat.admin_port, "GET", "/metrics", Some(ADMIN), None).await.expect("metrics");
-    assert_eq!(metric_with_labels(&metrics.body, "moat_config_reloads_total", &[("result", "failure")]), Some(1.0));
+    assert_eq!(
+        metric_with_labels(&metrics.body, "moat_config_reloads_total", &[("result", "failure")]),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
@@ -125,11 +133,18 @@ async fn sighup_reloads_and_a_new_file_ban_disconnects_the_live_session() {
     let mut other = env.raw_connected(Version::V5, &unique("other")).await;
     let before = generation(&env).await;
 
-    std::fs::write(&files.bans, format!("bans:\n  - kind: clientid\n    who: {victim}\n    reason: reload test\n"))
-        .expect("write bans");
+    std::fs::write(
+        &files.bans,
+        format!("bans:\n  - kind: clientid\n    who: {victim}\n    reason: reload test\n"),
+    )
+    .expect("write bans");
     env.moat.proc.signal(libc::SIGHUP);
     let closed = c.read_until_closed(Duration::from_secs(5)).await.expect("closed");
-    let reason = closed.packets.iter().find(|p| p.packet_type() == packets::DISCONNECT).and_then(|p| p.disconnect_reason());
+    let reason = closed
+        .packets
+        .iter()
+        .find(|p| p.packet_type() == packets::DISCONNECT)
+        .and_then(|p| p.disconnect_reason());
     assert_eq!(reason, Some(0x98), "{:?}", closed.packets.iter().map(|p| p.describe()).collect::<Vec<_>>());
     assert!(generation(&env).await > before);
     other.send(&packets::pingreq()).await.expect("ping");

@@ -64,7 +64,9 @@ pub async fn list(
     let Query(q) = q?;
     let (p, limit) = Paging::resolve(q.page, q.limit)?;
     let ip = match q.ip_address.as_deref() {
-        Some(s) => Some(s.parse::<IpAddr>().map_err(|_| ApiError::bad_request("ip_address is not an IP address"))?),
+        Some(s) => {
+            Some(s.parse::<IpAddr>().map_err(|_| ApiError::bad_request("ip_address is not an IP address"))?)
+        }
         None => None,
     };
     let filter = ClientFilter { client_id: q.clientid, username: q.username, ip };

@@ -54,7 +54,11 @@ pub fn router(rt: Arc<Runtime>) -> Router {
 }
 
 /// Serves until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    rt: Arc<Runtime>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router(rt)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 

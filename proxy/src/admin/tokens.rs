@@ -132,7 +132,11 @@ pub fn parse_token_file(text: &str) -> Result<Vec<AdminToken>, Vec<TokenIssue>> 
                 Ok(bytes) => match <[u8; 32]>::try_from(bytes.as_slice()) {
                     Ok(d) => Some(d),
                     Err(_) => {
-                        issues.push(issue(h.referenced.line(), format!("{key}.sha256"), "must be 64 hex digits"));
+                        issues.push(issue(
+                            h.referenced.line(),
+                            format!("{key}.sha256"),
+                            "must be 64 hex digits",
+                        ));
                         None
                     }
                 },
@@ -208,7 +212,8 @@ mod tests {
 
     #[test]
     fn parser_errors_do_not_quote_the_file() {
-        let issues = parse_token_file("tokens:\n  - name: x\n    secret: hunter2-hunter2-hunter2\n").expect_err("bad");
+        let issues =
+            parse_token_file("tokens:\n  - name: x\n    secret: hunter2-hunter2-hunter2\n").expect_err("bad");
         assert!(issues.iter().all(|i| !i.message.contains("hunter2")), "{issues:?}");
     }
 }

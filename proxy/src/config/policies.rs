@@ -223,7 +223,11 @@ pub(crate) fn admin_tokens(
 ) -> (Option<std::path::PathBuf>, Vec<crate::admin::tokens::AdminToken>) {
     let file = base.join(&path.value);
     if !file.exists() {
-        issues.push(path.referenced.line(), "admin.tokens_file", format!("{} does not exist", file.display()));
+        issues.push(
+            path.referenced.line(),
+            "admin.tokens_file",
+            format!("{} does not exist", file.display()),
+        );
         return (Some(file), Vec::new());
     }
     match crate::admin::tokens::load_token_file(&file) {

@@ -39,11 +39,17 @@ impl OpsMetrics {
         let bans_active = Family::<BanKindLabels, Gauge>::default();
         registry.register("bans_active", "Bans in force by kind", bans_active.clone());
         let kicks = Counter::default();
-        registry.register("sessions_kicked", "Sessions closed by an operator through the admin API", kicks.clone());
+        registry.register(
+            "sessions_kicked",
+            "Sessions closed by an operator through the admin API",
+            kicks.clone(),
+        );
         Self { reloads, last_reload_success, bans_active, kicks }
     }
 
     pub fn reload(&self, success: bool) {
-        self.reloads.get_or_create(&ResultLabels { result: if success { "success" } else { "failure" } }).inc();
+        self.reloads
+            .get_or_create(&ResultLabels { result: if success { "success" } else { "failure" } })
+            .inc();
     }
 }

@@ -11,12 +11,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn, Instrument};
 
 use super::io::{read_connect_frame, write_within, ReadError};
+use super::registry::ClientInfo;
 use super::relay::Relay;
 use super::rewrite;
 use super::{Context, READ_CHUNK};
 use crate::codec::{encode_connack, CodecError, Packet, PacketType, ProtocolVersion, ReasonCode};
 use crate::metrics::{ConnResult, Direction};
-use super::registry::ClientInfo;
 use crate::policy::authn::{AuthDecision, CertIdentity, Credentials};
 use crate::policy::{PeerInfo, SessionInfo, Verdict};
 use crate::transport::upstream;
@@ -46,7 +46,10 @@ where
             Ok(accepted) => {
                 ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
                 let registration = ctx.registry.register(accepted.info);
-                accepted.relay.run(accepted.client, accepted.upstream, accepted.connect, accepted.buf, registration).await;
+                accepted
+                    .relay
+                    .run(accepted.client, accepted.upstream, accepted.connect, accepted.buf, registration)
+                    .await;
             }
             Err(result) => ctx.metrics.connection(&peer.listener, result),
         }

@@ -37,10 +37,7 @@ pub struct Listener {
 }
 
 /// Binds a listener and builds its TLS config (failing before any traffic is accepted).
-pub async fn bind(
-    cfg: &ListenerConfig,
-    limits: Arc<ConnectionLimits>,
-) -> Result<Listener, ListenError> {
+pub async fn bind(cfg: &ListenerConfig, limits: Arc<ConnectionLimits>) -> Result<Listener, ListenError> {
     let tls = match &cfg.tls {
         Some(t) => Some(TlsAcceptor::from(
             server_config(t).map_err(|source| ListenError::Tls { name: cfg.name.clone(), source })?,

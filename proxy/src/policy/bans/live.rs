@@ -55,7 +55,11 @@ pub struct LiveBans {
 
 impl LiveBans {
     /// Builds the list from the ban file's bans and the store (if any).
-    pub fn new(file: Vec<Ban>, store: Option<BanStore>, generation: Generation) -> Result<Self, LiveBanError> {
+    pub fn new(
+        file: Vec<Ban>,
+        store: Option<BanStore>,
+        generation: Generation,
+    ) -> Result<Self, LiveBanError> {
         let sources = Sources { file, store };
         let set = build(&sources)?;
         Ok(Self { set: ArcSwap::from_pointee(set), sources: Mutex::new(sources), generation })
