@@ -296,6 +296,7 @@ fn dev(
     };
     let dir = dir.canonicalize().unwrap_or(dir);
     moat::dev::write_dev_pki(&dir)?;
+    moat::dev::write_dev_admin_token(&dir).context("cannot write the dev admin token")?;
     let upstream = match upstream {
         Some(u) => u,
         None => moat::dev::start_embedded_broker()?.to_string(),
@@ -318,6 +319,7 @@ fn dev(
         println!("moat dev: MQTT over TLS on {listen}, admin API on http://{admin}, upstream {upstream}");
         println!();
         print!("{}", moat::dev::client_commands(&dir, listen));
+        print!("{}", moat::dev::ctl_commands(&dir, admin));
         println!();
         println!("moat dev ready (Ctrl-C to stop)");
         server.serve(shutdown_signal()).await;
