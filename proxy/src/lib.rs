@@ -15,3 +15,4 @@ pub mod server;
 pub mod session;
 pub mod transport;
 pub mod util;
+pub mod watch;

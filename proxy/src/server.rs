@@ -102,11 +102,15 @@ impl Server {
         let mut admin = tokio::spawn(admin::serve(self.admin, self.runtime.clone(), ctx.shutdown.clone()));
         let housekeeping = tokio::spawn(housekeeping(self.runtime.clone()));
         let hangups = tokio::spawn(reload_on_sighup(self.runtime.clone()));
+        let watcher = crate::watch::spawn(self.runtime.clone());
         info!("moat ready");
         stop.await;
         info!("shutting down");
         housekeeping.abort();
         hangups.abort();
+        if let Some(w) = watcher {
+            w.abort();
+        }
         ctx.shutdown.cancel();
         tracker.close();
         if tokio::time::timeout(ctx.timeouts.shutdown_grace, tracker.wait()).await.is_err() {

@@ -156,3 +156,50 @@ async fn generation(env: &Env) -> u64 {
     let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
     v["policy_generation"].as_u64().expect("generation")
 }
+
+/// Kubernetes updates a mounted ConfigMap by writing a new timestamped directory and renaming the
+/// `..data` symlink over the old one; the files themselves are symlinks through `..data`.
+#[tokio::test]
+async fn a_configmap_style_symlink_swap_reloads_by_itself() {
+    use std::os::unix::fs::symlink;
+    let dir = PolicyDir::new();
+    let cm = dir.path().join("configmap");
+    std::fs::create_dir_all(cm.join("..2026_11_24_a")).expect("mkdir");
+    std::fs::write(cm.join("..2026_11_24_a/acl.yaml"), acl_allowing("a/#")).expect("acl a");
+    symlink("..2026_11_24_a", cm.join("..data")).expect("..data");
+    symlink("..data/acl.yaml", cm.join("acl.yaml")).expect("acl link");
+    let tokens = dir
+        .write("tokens.yaml", &format!("tokens:\n  - name: ops\n    scope: admin\n    token: \"{ADMIN}\"\n"));
+    let env = Env::start_with(MoatOptions {
+        client_auth: ClientAuth::None,
+        admin_extra: Some(format!("  tokens_file: \"{}\"\n", tokens.display())),
+        policy_yaml: Some(format!(
+            "authentication:\n  - name: anon\n    type: anonymous\nauthorization:\n  acl: \"{}\"\n",
+            cm.join("acl.yaml").display()
+        )),
+        ..Default::default()
+    })
+    .await;
+    let mut c = env.raw_connected(Version::V5, &unique("cm")).await;
+    assert_eq!(publish_qos1(&mut c, "a/1", 1).await, 0x00);
+    let before = generation(&env).await;
+
+    std::fs::create_dir_all(cm.join("..2026_11_24_b")).expect("mkdir");
+    std::fs::write(cm.join("..2026_11_24_b/acl.yaml"), acl_allowing("b/#")).expect("acl b");
+    symlink("..2026_11_24_b", cm.join("..data_tmp")).expect("..data_tmp");
+    std::fs::rename(cm.join("..data_tmp"), cm.join("..data")).expect("swap");
+    std::fs::remove_dir_all(cm.join("..2026_11_24_a")).expect("old dir");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while generation(&env).await == before {
+        assert!(tokio::time::Instant::now() < deadline, "no reload after the swap:\n{}", env.moat.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(publish_qos1(&mut c, "a/2", 2).await, 0x87, "the old ACL is still in force");
+    assert_eq!(publish_qos1(&mut c, "b/1", 3).await, 0x00, "the new ACL is not in force");
+    // Touching nothing relevant (a file beside the policy) causes no reload.
+    let after = generation(&env).await;
+    std::fs::write(cm.join("unrelated.txt"), "x").expect("unrelated");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(generation(&env).await, after, "an unrelated file caused a reload");
+}

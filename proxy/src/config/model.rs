@@ -34,6 +34,8 @@ pub struct Config {
     /// The ban file's bans and where runtime bans are kept; `None` when neither is set.
     pub bans: Option<BansConfig>,
     pub flapping: Option<FlappingSettings>,
+    /// The config file and every policy file it made moat read (watched for live reload).
+    pub files: Vec<PathBuf>,
 }
 
 /// Bans: the file's entries (validated, loaded) and the runtime store's path. Validation also

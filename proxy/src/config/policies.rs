@@ -58,6 +58,7 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
                 return None;
             };
             let file = base.join(&path.value);
+            issues.depends_on(&file);
             match password::load_password_file(&file) {
                 Ok(f) => Some(Authenticator::PasswordFile(Arc::new(f))),
                 Err(list) => {
@@ -107,6 +108,7 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
 
 pub(crate) fn acl(path: &S<String>, base: &Path, issues: &mut Issues) -> Option<Arc<RuleSet>> {
     let file = base.join(&path.value);
+    issues.depends_on(&file);
     if !file.exists() {
         issues.push(
             path.referenced.line(),
@@ -194,6 +196,7 @@ pub(crate) fn bans(raw: RawBans, base: &Path, issues: &mut Issues) -> Option<Ban
     let mut file_bans = Vec::new();
     let file = raw.file.as_ref().map(|f| base.join(&f.value));
     if let Some(path) = &file {
+        issues.depends_on(path);
         match load_ban_file(path, now) {
             Ok(list) => file_bans = list,
             Err(list) => {

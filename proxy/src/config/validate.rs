@@ -156,6 +156,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         broker_identity,
         bans,
         flapping,
+        files: Vec::new(),
     })
 }
 

@@ -333,6 +333,14 @@ impl Relay {
         max: usize,
     ) -> Option<Option<ReasonCode>> {
         loop {
+            // A policy change that arrived together with this data applies to it: the select
+            // loop may pick the read before the change notification.
+            if self.policy_changes.has_changed().unwrap_or(false) {
+                self.policy_changes.borrow_and_update();
+                if let Some(reason) = self.recheck() {
+                    return Some(Some(reason));
+                }
+            }
             let frame = match self.held.take() {
                 Some(f) => f,
                 None => match split_frame(cbuf, max) {
