@@ -20,6 +20,11 @@ if ! python3 -c 'import paho.mqtt' 2>/dev/null; then
   echo "installing paho-mqtt"
   python3 -m pip install --quiet 'paho-mqtt>=2,<3' || python3 -m pip install --quiet --break-system-packages 'paho-mqtt>=2,<3'
 fi
+# The admin API is checked against its OpenAPI document by schemathesis.
+if ! command -v schemathesis >/dev/null; then
+  echo "installing schemathesis"
+  python3 -m pip install --quiet 'schemathesis>=4,<5' || python3 -m pip install --quiet --break-system-packages 'schemathesis>=4,<5'
+fi
 
 # The end-to-end tests drive the real binary.
 cargo build --locked -p moat --bin moat
