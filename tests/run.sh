@@ -24,6 +24,8 @@ fi
 if ! command -v schemathesis >/dev/null; then
   echo "installing schemathesis"
   python3 -m pip install --quiet 'schemathesis>=4,<5' || python3 -m pip install --quiet --break-system-packages 'schemathesis>=4,<5'
+  # pyenv only exposes a new console script after a rehash.
+  if command -v pyenv >/dev/null; then pyenv rehash || true; fi
 fi
 
 # The end-to-end tests drive the real binary.
