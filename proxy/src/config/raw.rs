@@ -40,6 +40,8 @@ pub(crate) struct RawFlapping {
     pub ban_time: S<String>,
     #[serde(default)]
     pub ip_max_count: Option<S<u32>>,
+    #[serde(default)]
+    pub auth_failure_max_count: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

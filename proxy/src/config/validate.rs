@@ -30,11 +30,15 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         if f.ip_max_count.as_ref().is_some_and(|n| n.value == 0) {
             issues.push(0, "flapping.ip_max_count", "must be at least 1");
         }
+        if let Some(n) = f.auth_failure_max_count.as_ref().filter(|n| n.value == 0) {
+            issues.push(n.referenced.line(), "flapping.auth_failure_max_count", "must be at least 1");
+        }
         FlappingSettings {
             max_count: f.max_count.value,
             window: duration(Some(f.window), "flapping.window", 60, issues),
             ban_time: duration(Some(f.ban_time), "flapping.ban_time", 300, issues),
             ip_max_count: f.ip_max_count.map(|n| n.value),
+            auth_failure_max_count: f.auth_failure_max_count.map(|n| n.value),
         }
     });
     let bans = raw.bans.and_then(|b| super::policies::bans(b, &base, issues));

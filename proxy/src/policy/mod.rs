@@ -97,6 +97,9 @@ pub trait Filter: Send + Sync + 'static {
         Verdict::Allow
     }
 
+    /// Authentication refused this CONNECT (flapping counts these per address and username).
+    fn on_auth_failure(&self, _peer: &PeerInfo, _connect: &Connect<'_>) {}
+
     /// A live session re-checked after the policy or the ban list changed: would this filter
     /// refuse it now? Must not count anything (it is not a new connection).
     fn on_recheck(&self, _session: &SessionInfo, _connect: &Connect<'_>) -> Verdict {

@@ -171,6 +171,11 @@ where
                 "authentication failed"
             );
             ctx.metrics.authentication(authenticator, label);
+            // Wrong credentials count toward flapping; an authenticator that could not decide
+            // (backend down) must not get its users banned.
+            if matches!(reason, ReasonCode::BadUserNameOrPassword | ReasonCode::NotAuthorized) {
+                policy.chain.on_auth_failure(peer, &connect);
+            }
             refuse(&mut client, version, reason).await;
             return Err(ConnResult::Denied);
         }
