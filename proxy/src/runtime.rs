@@ -46,6 +46,8 @@ pub struct ReloadReport {
 struct Stateful {
     bans: Option<Arc<BanFilter>>,
     flapping: Option<Arc<FlappingFilter>>,
+    /// The password-verification pool: one for the process, so a reload cannot double it.
+    pool: Arc<tokio::sync::Semaphore>,
 }
 
 pub struct Runtime {
@@ -78,6 +80,7 @@ impl Runtime {
         let stateful = Stateful {
             bans: bans.map(|b| Arc::new(BanFilter::new(b, metrics.clone()))),
             flapping: config.flapping.map(|f| Arc::new(FlappingFilter::new(f, metrics.clone()))),
+            pool: AuthChain::verification_pool(),
         };
         let set = policy_set(config, &stateful, metrics);
         (set, StatefulFilters(stateful))
@@ -211,7 +214,7 @@ fn policy_set(config: &Config, stateful: &Stateful, metrics: &Arc<crate::metrics
         filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone(), config.acl_check_delivery)));
     }
     let chain = if filters.is_empty() { Chain::allow_all() } else { Chain::new(filters) };
-    let pool = AuthChain::verification_pool();
+    let pool = &stateful.pool;
     let auth = config
         .listeners
         .iter()

@@ -26,6 +26,8 @@ pub enum ServerError {
     Listen(#[from] transport::ListenError),
     #[error("bans: {0}")]
     Bans(String),
+    #[error("admin API TLS: {0}")]
+    AdminTls(String),
     #[error("admin API: cannot bind {addr}: {source}")]
     Admin { addr: SocketAddr, source: std::io::Error },
 }
@@ -35,6 +37,7 @@ pub struct Server {
     runtime: Arc<Runtime>,
     listeners: Vec<Listener>,
     admin: TcpListener,
+    admin_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -70,11 +73,15 @@ impl Server {
         for l in &config.listeners {
             listeners.push(transport::bind(l, conn_limits.clone()).await?);
         }
+        let admin_tls = match &config.admin.tls {
+            Some((cert, key)) => Some(admin::tls::server_config(cert, key).map_err(ServerError::AdminTls)?),
+            None => None,
+        };
         let admin = TcpListener::bind(config.admin.bind)
             .await
             .map_err(|source| ServerError::Admin { addr: config.admin.bind, source })?;
         let runtime = Arc::new(Runtime::new(ctx, config, bans, stateful));
-        Ok(Self { runtime, listeners, admin })
+        Ok(Self { runtime, listeners, admin, admin_tls })
     }
 
     /// The shared state the admin API and signal handlers act on.
@@ -99,7 +106,12 @@ impl Server {
         for l in self.listeners {
             tokio::spawn(l.serve(ctx.clone(), tracker.clone()));
         }
-        let mut admin = tokio::spawn(admin::serve(self.admin, self.runtime.clone(), ctx.shutdown.clone()));
+        let mut admin = tokio::spawn(admin::serve(
+            self.admin,
+            self.runtime.clone(),
+            self.admin_tls,
+            ctx.shutdown.clone(),
+        ));
         let housekeeping = tokio::spawn(housekeeping(self.runtime.clone()));
         let hangups = tokio::spawn(reload_on_sighup(self.runtime.clone()));
         let watcher = crate::watch::spawn(self.runtime.clone());

@@ -253,6 +253,8 @@ pub struct MoatOptions {
     pub listener_extra: Option<String>,
     /// Raw YAML lines added inside the `admin:` block (indent them by 2 spaces).
     pub admin_extra: Option<String>,
+    /// Serve the admin API over HTTPS with the test server certificate.
+    pub admin_tls: bool,
 }
 
 /// The policy part of configs that are not about authentication.
@@ -275,6 +277,7 @@ impl Default for MoatOptions {
             websocket_path: None,
             listener_extra: None,
             admin_extra: None,
+            admin_tls: false,
         }
     }
 }
@@ -327,6 +330,13 @@ impl MoatOptions {
         y.push_str(&format!("admin:\n  bind: \"127.0.0.1:{admin_port}\"\n"));
         if let Some(extra) = &self.admin_extra {
             y.push_str(extra);
+        }
+        if self.admin_tls {
+            y.push_str(&format!(
+                "  tls:\n    cert: \"{}\"\n    key: \"{}\"\n",
+                pki.server.cert.display(),
+                pki.server.key.display()
+            ));
         }
         y.push_str(self.policy_yaml.as_deref().unwrap_or(ANONYMOUS_AUTH));
         y

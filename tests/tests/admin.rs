@@ -285,3 +285,22 @@ async fn moat_ctl_drives_bans_clients_status_and_reload() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
+
+#[tokio::test]
+async fn the_admin_api_can_be_served_over_https_only() {
+    let dir = PolicyDir::new();
+    let env = Env::start_with(MoatOptions { admin_tls: true, ..options(&dir) }).await;
+    let r =
+        moat_e2e::http::request_tls(env.moat.admin_port, env.tls(), "GET", "/api/v1/status", Some(READER))
+            .await
+            .expect("HTTPS");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(json(&r)["policy_generation"].is_u64());
+    let r = moat_e2e::http::request_tls(env.moat.admin_port, env.tls(), "GET", "/healthz", None)
+        .await
+        .expect("HTTPS");
+    assert_eq!(r.status, 200);
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = request(env.moat.admin_port, "GET", "/healthz", None, None).await;
+    assert!(plain.map_or(true, |r| r.status != 200), "plain HTTP was served on the TLS admin port");
+}

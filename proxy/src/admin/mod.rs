@@ -7,6 +7,7 @@ mod bans;
 mod clients;
 mod error;
 mod system;
+pub mod tls;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -53,13 +54,24 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .with_state(rt)
 }
 
-/// Serves until `shutdown` is cancelled.
+/// Serves until `shutdown` is cancelled, over HTTPS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     rt: Arc<Runtime>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(rt)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    match tls {
+        Some(config) => {
+            tls::serve(listener, router(rt), config, shutdown).await;
+            Ok(())
+        }
+        None => {
+            axum::serve(listener, router(rt))
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        }
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -160,6 +160,8 @@ pub struct AdminConfig {
     /// `/api/v1` endpoints are refused; `/metrics` then stays open on the (loopback) admin port.
     pub tokens_file: Option<PathBuf>,
     pub tokens: Arc<Vec<crate::admin::tokens::AdminToken>>,
+    /// Serve the admin API over HTTPS with this certificate chain and key (paths).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -173,4 +173,13 @@ pub(crate) struct RawAdmin {
     pub bind: Option<S<String>>,
     #[serde(default)]
     pub tokens_file: Option<S<String>>,
+    #[serde(default)]
+    pub tls: Option<RawAdminTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdminTls {
+    pub cert: S<String>,
+    pub key: S<String>,
 }

@@ -115,10 +115,22 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         None => DEFAULT_MAX_PACKET_SIZE,
     };
 
-    let (admin_bind, tokens_file) = match raw.admin {
-        Some(a) => (a.bind, a.tokens_file),
-        None => (None, None),
+    let (admin_bind, tokens_file, admin_tls) = match raw.admin {
+        Some(a) => (a.bind, a.tokens_file, a.tls),
+        None => (None, None, None),
     };
+    let admin_tls = admin_tls.and_then(|t| {
+        let (cert, key) = (base.join(&t.cert.value), base.join(&t.key.value));
+        issues.depends_on(&cert);
+        issues.depends_on(&key);
+        match crate::admin::tls::server_config(&cert, &key) {
+            Ok(_) => Some((cert, key)),
+            Err(e) => {
+                issues.push(t.cert.referenced.line(), "admin.tls", e);
+                None
+            }
+        }
+    });
     let admin_bind = match admin_bind {
         Some(b) => socket_addr(&b, "admin.bind", issues),
         None => DEFAULT_ADMIN.parse().ok(),
@@ -152,7 +164,12 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             max_connections_per_ip,
             publish_rate,
         },
-        admin: AdminConfig { bind: admin_bind?, tokens_file, tokens: std::sync::Arc::new(admin_tokens) },
+        admin: AdminConfig {
+            bind: admin_bind?,
+            tokens_file,
+            tokens: std::sync::Arc::new(admin_tokens),
+            tls: admin_tls,
+        },
         log_format,
         authenticators,
         acl,
