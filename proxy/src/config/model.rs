@@ -36,6 +36,17 @@ pub struct Config {
     /// Where runtime bans are kept (survive restarts).
     pub ban_store: Option<PathBuf>,
     pub flapping: Option<FlappingSettings>,
+    /// A separate JSON stream for the `moat::audit` events; `None`: they stay in the main log.
+    pub audit: Option<AuditOutput>,
+}
+
+/// Where the audit stream is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditOutput {
+    /// Standard output (the main log is on standard error, so a log shipper can tell them apart).
+    Stdout,
+    /// Appended to this file (created with mode 0600: it names users and topics).
+    File(PathBuf),
 }
 
 /// What the broker is told about the client in the forwarded CONNECT (trap 5).

@@ -37,6 +37,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             ip_max_count: f.ip_max_count.map(|n| n.value),
         }
     });
+    let audit = raw.audit.and_then(|a| super::audit::compile(a, &base, issues));
     let (bans, ban_store) = match raw.bans {
         Some(b) => super::policies::bans(b, &base, issues),
         None => (None, None),
@@ -152,6 +153,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         bans,
         ban_store,
         flapping,
+        audit,
     })
 }
 
