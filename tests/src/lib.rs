@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod env;
 pub mod fake;
 pub mod http;
+pub mod k8s;
 pub mod mqtt;
 pub mod net;
 pub mod packets;
