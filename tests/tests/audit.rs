@@ -36,7 +36,10 @@ async fn connack(env: &Env, client_id: &str, password: &str) -> u8 {
 
 /// The JSON lines of an audit stream, each checked to be one JSON object.
 fn json_lines(text: &str) -> Vec<BTreeMap<String, Value>> {
-    text.lines()
+    // Only complete lines: the stream may be read while moat appends to it.
+    let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
+    complete
+        .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line is not a JSON object ({e}): {l}"))
