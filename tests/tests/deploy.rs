@@ -769,3 +769,38 @@ fn grafana_dashboard_covers_the_catalogue() {
     let missing: Vec<_> = documented.keys().filter(|m| !used.contains(*m)).collect();
     assert!(missing.is_empty(), "metrics in the catalogue without a panel: {missing:?}");
 }
+
+/// `promtool` from `$PROMTOOL` or `PATH`, if installed.
+fn promtool() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PROMTOOL") {
+        return Some(PathBuf::from(p));
+    }
+    let found = Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    found.then(|| PathBuf::from("promtool"))
+}
+
+#[test]
+fn alerts_pass_promtool_check_and_unit_tests() {
+    let Some(promtool) = promtool() else {
+        eprintln!("promtool not installed (set PROMTOOL=…): alert expressions checked by name only");
+        return;
+    };
+    let path = deploy_dir().join("kustomize/base/prometheusrule.yaml");
+    let doc = yaml_docs(&std::fs::read_to_string(&path).unwrap(), "prometheusrule.yaml").pop().unwrap();
+    let groups = doc.pointer("/spec/groups").expect("spec.groups").clone();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.json"), serde_json::json!({ "groups": groups }).to_string())
+        .unwrap();
+    std::fs::copy(repo_root().join("tests/promtool/alerts_test.yaml"), dir.path().join("alerts_test.yaml"))
+        .unwrap();
+    for args in [["check", "rules", "rules.json"], ["test", "rules", "alerts_test.yaml"]] {
+        let out = Command::new(&promtool).args(args).current_dir(dir.path()).output().expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
