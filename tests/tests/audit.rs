@@ -156,3 +156,43 @@ async fn without_audit_config_the_events_stay_in_the_main_log() {
     assert!(!env.moat.proc.stderr().contains(WRONG_PASSWORD));
     assert!(env.moat.proc.stdout().trim().is_empty(), "stdout: {}", env.moat.proc.stdout());
 }
+
+#[tokio::test]
+async fn main_json_log_has_the_documented_field_names() {
+    let dir = PolicyDir::new();
+    let users = dir.write("users.yaml", &password_yaml(&[("alice", ARGON2ID_HASH)]));
+    let policy_yaml = format!(
+        "authentication:\n  - name: users\n    type: password_file\n    path: \"{}\"\n",
+        users.display()
+    );
+    let env = Env::start_with(MoatOptions {
+        policy_yaml: Some(policy_yaml),
+        log_format: "json".into(),
+        ..Default::default()
+    })
+    .await;
+    let client_id = unique("json-log");
+    assert_eq!(connack(&env, &client_id, WRONG_PASSWORD).await, 0x04);
+    // README "Logs": timestamp, level, target, fields.message, span (innermost), spans (all).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = env.moat.proc.stderr();
+        let found = json_lines(&text).into_iter().find(|l| {
+            l.get("fields").and_then(|f| f.get("message")) == Some(&Value::from("authentication failed"))
+        });
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no JSON audit event in the main log:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for f in ["timestamp", "level", "target", "fields", "span", "spans"] {
+        assert!(line.contains_key(f), "main JSON log line lacks `{f}`: {line:?}");
+    }
+    assert_eq!(line["target"], "moat::audit");
+    let span = line["span"].as_object().expect("span");
+    assert_eq!(span.get("name"), Some(&Value::from("conn")));
+    assert_eq!(span.get("client_id"), Some(&Value::from(client_id.as_str())));
+    assert!(line["spans"].as_array().is_some_and(|s| !s.is_empty()), "{line:?}");
+    assert!(!env.moat.proc.stderr().contains(WRONG_PASSWORD));
+}
