@@ -196,3 +196,40 @@ async fn main_json_log_has_the_documented_field_names() {
     assert!(line["spans"].as_array().is_some_and(|s| !s.is_empty()), "{line:?}");
     assert!(!env.moat.proc.stderr().contains(WRONG_PASSWORD));
 }
+
+#[tokio::test]
+async fn acl_denial_is_an_audit_line_with_action_topic_and_rule() {
+    let dir = PolicyDir::new();
+    let acl = dir.write(
+        "acl.yaml",
+        "no_match: allow\nrules:\n  - id: no-secrets\n    permission: deny\n    who: all\n    action: publish\n    topics: [\"secret/#\"]\n",
+    );
+    let audit_path = dir.path().join("audit.jsonl");
+    let env = start(
+        &dir,
+        &format!(
+            "authorization:\n  acl: \"{}\"\naudit:\n  output: file\n  path: \"{}\"\n",
+            acl.display(),
+            audit_path.display()
+        ),
+    )
+    .await;
+    let client_id = unique("audit-acl");
+    let mut c = env.raw().await;
+    c.send(&connect_with(Version::V311, &client_id, Some("alice"), Some(ARGON2ID_PASSWORD.as_bytes())))
+        .await
+        .unwrap();
+    let ack = c.expect_packet(packets::CONNACK, AUTH_WAIT).await.unwrap();
+    assert_eq!(ack.connack_code(), Some(0));
+    let topic = format!("secret/{client_id}");
+    c.send(&packets::publish(Version::V311, topic.as_bytes(), 0, false, 0, b"classified")).await.unwrap();
+
+    let (line, _) =
+        wait_line(|| std::fs::read_to_string(&audit_path).unwrap_or_default(), "ACL denied").await;
+    assert_documented(&line, "ACL denied", &client_id);
+    assert_eq!(line["action"], "publish", "{line:?}");
+    assert_eq!(line["topic"], Value::from(topic.as_str()), "{line:?}");
+    assert_eq!(line["rule"], "no-secrets", "{line:?}");
+    env.sub.barrier().await.unwrap();
+    assert!(env.sub.messages().iter().all(|m| m.topic != topic), "the denied PUBLISH reached the broker");
+}
