@@ -1,5 +1,6 @@
 //! The main YAML configuration: read all, validate all, then hand out one immutable [`Config`].
 
+mod audit;
 mod duration;
 mod error;
 mod model;

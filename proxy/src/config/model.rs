@@ -36,6 +36,8 @@ pub struct Config {
     pub flapping: Option<FlappingSettings>,
     /// The config file and every policy file it made moat read (watched for live reload).
     pub files: Vec<PathBuf>,
+    /// A separate JSON stream for the `moat::audit` events; `None`: they stay in the main log.
+    pub audit: Option<AuditOutput>,
 }
 
 /// Bans: the file's entries (validated, loaded) and the runtime store's path. Validation also
@@ -46,6 +48,15 @@ pub struct BansConfig {
     pub file_bans: Vec<Ban>,
     /// Where runtime bans are kept (survive restarts).
     pub store: Option<PathBuf>,
+}
+
+/// Where the audit stream is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditOutput {
+    /// Standard output (the main log is on standard error, so a log shipper can tell them apart).
+    Stdout,
+    /// Appended to this file (created with mode 0600: it names users and topics).
+    File(PathBuf),
 }
 
 /// What the broker is told about the client in the forwarded CONNECT (trap 5).

@@ -30,6 +30,17 @@ pub(crate) struct RawConfig {
     pub bans: Option<RawBans>,
     #[serde(default)]
     pub flapping: Option<RawFlapping>,
+    #[serde(default)]
+    pub audit: Option<RawAudit>,
+}
+
+/// Where the `moat::audit` events go (their own JSON stream, apart from the main log).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
+    pub output: S<String>,
+    #[serde(default)]
+    pub path: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

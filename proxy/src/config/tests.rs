@@ -188,3 +188,38 @@ fn every_referenced_file_is_recorded_for_watching() {
         assert!(c.files.contains(&dir.path().join(f)), "{f} not recorded: {:?}", c.files);
     }
 }
+
+const PLAIN: &str = "listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n";
+
+#[test]
+fn audit_stream_to_stdout_or_a_file() {
+    let c = load_text(&with_anon(&format!("{PLAIN}audit:\n  output: stdout\n"))).expect("valid");
+    assert_eq!(c.audit, Some(AuditOutput::Stdout));
+    let c = load_text(&with_anon(PLAIN)).expect("valid");
+    assert_eq!(c.audit, None, "no `audit`: the events stay in the main log");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("moat.yaml");
+    let c = from_str(&with_anon(&format!("{PLAIN}audit:\n  output: file\n  path: audit.jsonl\n")), &config)
+        .expect("valid");
+    assert_eq!(c.audit, Some(AuditOutput::File(dir.path().join("audit.jsonl"))), "relative to the config");
+}
+
+#[test]
+fn audit_stream_errors_name_line_and_key() {
+    let cases: [(&str, u64, &str, &str); 5] = [
+        ("audit:\n  output: syslog\n", 6, "audit.output", "is not stdout or file"),
+        ("audit:\n  output: file\n", 6, "audit.path", "needs a `path`"),
+        ("audit:\n  output: stdout\n  path: a.log\n", 7, "audit.path", "only used with `output: file`"),
+        ("audit:\n  output: file\n  path: /nonexistent-dir/a.log\n", 7, "audit.path", "does not exist"),
+        ("audit:\n  output: file\n  path: /tmp\n", 7, "audit.path", "is a directory"),
+    ];
+    for (yaml, line, key, message) in cases {
+        let found = issues(&with_anon(&format!("{PLAIN}{yaml}")));
+        assert_eq!(found.len(), 1, "{yaml}: {found:?}");
+        assert_eq!((found[0].line, found[0].key.as_str()), (line, key), "{yaml}: {found:?}");
+        assert!(found[0].message.contains(message), "{yaml}: {}", found[0].message);
+    }
+    let found = issues(&with_anon(&format!("{PLAIN}audit:\n  output: stdout\n  format: cef\n")));
+    assert_eq!(found[0].key, "format", "unknown keys under audit are errors: {found:?}");
+}

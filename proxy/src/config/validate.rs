@@ -41,6 +41,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             auth_failure_max_count: f.auth_failure_max_count.map(|n| n.value),
         }
     });
+    let audit = raw.audit.and_then(|a| super::audit::compile(a, &base, issues));
     let bans = raw.bans.and_then(|b| super::policies::bans(b, &base, issues));
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
@@ -178,6 +179,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         bans,
         flapping,
         files: Vec::new(),
+        audit,
     })
 }
 
