@@ -11,6 +11,7 @@ use moat_e2e::policy::PolicyDir;
 use moat_e2e::{http, unique, v311, Env, MoatOptions, QoS, ANONYMOUS_AUTH};
 
 const WAIT: Duration = Duration::from_secs(10);
+const TOKEN: &str = "catalogue-token-0123456789";
 
 /// One family of the exposition: its type, whether it has a HELP line, and the label names
 /// its samples carry (`le` of histogram buckets left out).
@@ -83,8 +84,21 @@ async fn every_exposed_metric_is_documented_and_every_documented_one_is_exposed(
         "acl.yaml",
         "no_match: deny\nrules:\n  - id: catalogue\n    permission: allow\n    who: all\n    action: all\n    topics: [\"catalogue/#\"]\n",
     );
-    let policy_yaml = format!("{ANONYMOUS_AUTH}authorization:\n  acl: \"{}\"\n", acl.display());
-    let env = Env::start_with(MoatOptions { policy_yaml: Some(policy_yaml), ..Default::default() }).await;
+    // A ban list (bans in force) and admin tokens (a reload through the API is counted).
+    let bans = dir.write("bans.yaml", "bans:\n  - kind: clientid\n    who: catalogue-banned\n");
+    let tokens = dir
+        .write("tokens.yaml", &format!("tokens:\n  - name: t\n    scope: admin\n    token: \"{TOKEN}\"\n"));
+    let policy_yaml = format!(
+        "{ANONYMOUS_AUTH}authorization:\n  acl: \"{}\"\nbans:\n  file: \"{}\"\n",
+        acl.display(),
+        bans.display()
+    );
+    let env = Env::start_with(MoatOptions {
+        policy_yaml: Some(policy_yaml),
+        admin_extra: Some(format!("  tokens_file: \"{}\"\n", tokens.display())),
+        ..Default::default()
+    })
+    .await;
     let topic = unique("catalogue/t");
     let sub = v311::Client::connect(env.v311_options(&unique("sub"), env.tls())).await.unwrap();
     sub.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
@@ -98,7 +112,11 @@ async fn every_exposed_metric_is_documented_and_every_documented_one_is_exposed(
     bad.send(&packets::pingreq()).await.unwrap();
     let _ = bad.read_until_closed(WAIT).await;
 
-    let scrape = http::get(env.moat.admin_port, "/metrics").await.unwrap();
+    let reload =
+        http::request(env.moat.admin_port, "POST", "/api/v1/reload", Some(TOKEN), None).await.unwrap();
+    assert_eq!(reload.status, 200, "{}", reload.body);
+
+    let scrape = http::request(env.moat.admin_port, "GET", "/metrics", Some(TOKEN), None).await.unwrap();
     assert_eq!(scrape.status, 200, "{scrape:?}");
     let exposed = families(&scrape.body);
     let documented = catalogue::metrics();
