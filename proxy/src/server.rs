@@ -74,7 +74,13 @@ impl Server {
                 .map(|(_, a)| a.clone())
                 .collect();
             listeners.push(
-                transport::bind(l, AuthChain::new(authenticators, pool.clone()), conn_limits.clone()).await?,
+                transport::bind(
+                    l,
+                    AuthChain::new(authenticators, pool.clone()),
+                    conn_limits.clone(),
+                    metrics.clone(),
+                )
+                .await?,
             );
         }
         let admin = TcpListener::bind(config.admin.bind)
@@ -87,6 +93,12 @@ impl Server {
     /// The bound addresses of the MQTT listeners, in config order.
     pub fn listener_addrs(&self) -> Vec<SocketAddr> {
         self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// The TLS state of every TLS listener, for reloading from SIGHUP or the admin API
+    /// (see `transport::tls::state`).
+    pub fn tls_states(&self) -> Vec<Arc<transport::tls::TlsState>> {
+        self.listeners.iter().filter_map(Listener::tls_state).collect()
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {

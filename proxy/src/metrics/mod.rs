@@ -15,6 +15,8 @@ use prometheus_client::registry::Registry;
 
 use crate::codec::PacketType;
 
+pub mod tls;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
@@ -166,6 +168,7 @@ pub struct Metrics {
     pub authentication_seconds: Histogram,
     acl_decisions: Family<AclLabels, Counter>,
     acl_rule_matches: Family<RuleLabels, Counter>,
+    pub tls: tls::TlsMetrics,
 }
 
 impl Metrics {
@@ -223,6 +226,7 @@ impl Metrics {
             "ACL decisions by the rule that made them",
             acl_rule_matches.clone(),
         );
+        let tls = tls::TlsMetrics::register(&mut registry);
 
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
@@ -247,6 +251,7 @@ impl Metrics {
             authentication_seconds,
             acl_decisions,
             acl_rule_matches,
+            tls,
         })
     }
 
