@@ -251,6 +251,9 @@ pub struct MoatOptions {
     pub websocket_path: Option<String>,
     /// Raw YAML lines added to the TLS listener itself (indent them by 4 spaces).
     pub listener_extra: Option<String>,
+    /// Serve this certificate and key instead of `pki.server` (e.g. paths through a
+    /// Kubernetes-style `..data` symlink, for reload tests).
+    pub server_files: Option<crate::pki::CertFiles>,
 }
 
 /// The policy part of configs that are not about authentication.
@@ -272,6 +275,7 @@ impl Default for MoatOptions {
             tls_extra: None,
             websocket_path: None,
             listener_extra: None,
+            server_files: None,
         }
     }
 }
@@ -282,8 +286,9 @@ impl MoatOptions {
         let mut y = String::new();
         y.push_str("listeners:\n");
         y.push_str(&format!("  - name: mqtts\n    bind: \"127.0.0.1:{port}\"\n    tls:\n"));
-        y.push_str(&format!("      cert: \"{}\"\n", pki.server.cert.display()));
-        y.push_str(&format!("      key: \"{}\"\n", pki.server.key.display()));
+        let server = self.server_files.as_ref().unwrap_or(&pki.server);
+        y.push_str(&format!("      cert: \"{}\"\n", server.cert.display()));
+        y.push_str(&format!("      key: \"{}\"\n", server.key.display()));
         if self.client_auth != ClientAuth::None {
             y.push_str(&format!("      client_ca: \"{}\"\n", pki.ca_cert().display()));
         }

@@ -33,6 +33,8 @@ pub struct Listener {
     name: Arc<str>,
     socket: TcpListener,
     tls: Option<Arc<TlsState>>,
+    /// File watches of the TLS material, armed at bind time.
+    watch: Option<super::tls::watch::Watch>,
     framing: Framing,
     auth: Arc<AuthChain>,
 }
@@ -51,6 +53,7 @@ pub async fn bind(
         ),
         None => None,
     };
+    let watch = tls.as_ref().filter(|s| s.watch_enabled()).and_then(|s| super::tls::watch::start(s.clone()));
     let socket = TcpListener::bind(cfg.bind).await.map_err(|source| ListenError::Bind {
         name: cfg.name.clone(),
         addr: cfg.bind,
@@ -60,6 +63,7 @@ pub async fn bind(
         name: cfg.name.as_str().into(),
         socket,
         tls,
+        watch,
         framing: Framing {
             websocket: cfg.websocket_path.as_deref().map(Arc::from),
             proxy_protocol: cfg.proxy_protocol,
@@ -85,8 +89,8 @@ impl Listener {
         let gauge = ctx.metrics.active_gauge(&self.name);
         info!(listener = %self.name, addr = ?self.socket.local_addr().ok(), tls = self.tls.is_some(), "listening");
         // The watch task ends with shutdown.
-        if let Some(state) = self.tls.as_ref().filter(|s| s.watch_enabled()) {
-            super::tls::watch::spawn(state.clone(), ctx.shutdown.clone());
+        if let Some(watch) = self.watch {
+            tokio::spawn(watch.run(ctx.shutdown.clone()));
         }
         loop {
             let accepted = tokio::select! {

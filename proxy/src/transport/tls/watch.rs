@@ -48,9 +48,17 @@ fn parent_or_dot(p: &Path) -> PathBuf {
     }
 }
 
-/// Starts watching; reloads run until `stop` is cancelled. Returns `None` (after logging) when
-/// no watch could be set up: the listener keeps serving, reload stays available by call.
-pub fn spawn(state: Arc<TlsState>, stop: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+/// The OS watches of one listener, set up at bind time so that no change made after the
+/// listener accepts connections can be missed; [`Watch::run`] does the reloads.
+pub struct Watch {
+    state: Arc<TlsState>,
+    _watcher: RecommendedWatcher,
+    changed: Arc<Notify>,
+}
+
+/// Starts watching. Returns `None` (after logging) when no watch could be set up: the listener
+/// keeps serving and reload stays available by call.
+pub fn start(state: Arc<TlsState>) -> Option<Watch> {
     let changed = Arc::new(Notify::new());
     let signal = changed.clone();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
@@ -80,24 +88,27 @@ pub fn spawn(state: Arc<TlsState>, stop: CancellationToken) -> Option<tokio::tas
         return None;
     }
     debug!(listener = state.listener(), dirs = watching, "watching TLS files");
-    Some(tokio::spawn(async move {
-        // Owned by the task: dropping it stops the OS watches.
-        let _watcher = watcher;
+    Some(Watch { state, _watcher: watcher, changed })
+}
+
+impl Watch {
+    /// Reloads after each debounced burst of changes until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = changed.notified() => {}
+                _ = self.changed.notified() => {}
             }
             let deadline = tokio::time::Instant::now() + MAX_DELAY;
             while tokio::time::Instant::now() < deadline {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    r = tokio::time::timeout(DEBOUNCE, changed.notified()) => if r.is_err() { break },
+                    r = tokio::time::timeout(DEBOUNCE, self.changed.notified()) => if r.is_err() { break },
                 }
             }
-            let s = state.clone();
+            let s = self.state.clone();
             // Outcome and errors are logged and counted inside reload().
             let _ = tokio::task::spawn_blocking(move || s.reload()).await;
         }
-    }))
+    }
 }
