@@ -112,6 +112,17 @@ pub struct TlsOptions {
     pub session_tickets: bool,
     /// Watch the certificate, key, CA and CRL files and reload them when they change.
     pub watch: bool,
+    /// Fetch CRLs over HTTP from distribution points.
+    pub crl_fetch: Option<CrlFetch>,
+}
+
+/// CRLs fetched from the CA certificates' CRL distribution points and from `urls`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlFetch {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Extra `http://` URLs (operator-chosen; client-supplied URLs are never fetched).
+    pub urls: Vec<String>,
 }
 
 pub const DEFAULT_MAX_CHAIN_DEPTH: usize = 4;
@@ -124,6 +135,7 @@ impl Default for TlsOptions {
             session_resumption: true,
             session_tickets: false,
             watch: true,
+            crl_fetch: None,
         }
     }
 }

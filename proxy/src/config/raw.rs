@@ -137,6 +137,19 @@ pub(crate) struct RawTls {
     pub session_tickets: Option<S<bool>>,
     #[serde(default)]
     pub watch: Option<S<bool>>,
+    #[serde(default)]
+    pub crl_fetch: Option<RawCrlFetch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCrlFetch {
+    #[serde(default)]
+    pub interval: Option<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub urls: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

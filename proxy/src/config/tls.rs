@@ -4,9 +4,12 @@
 
 use rustls::{CipherSuite, SupportedCipherSuite};
 
+use std::time::Duration;
+
+use super::duration::parse_duration;
 use super::error::Issues;
-use super::model::{ClientAuth, TlsOptions, TlsVersions, DEFAULT_MAX_CHAIN_DEPTH};
-use super::raw::{RawTls, S};
+use super::model::{ClientAuth, CrlFetch, TlsOptions, TlsVersions, DEFAULT_MAX_CHAIN_DEPTH};
+use super::raw::{RawCrlFetch, RawTls, S};
 
 /// Longest client chain that can be configured: webpki follows at most 6 intermediates, so a
 /// larger depth would promise something the verifier never accepts.
@@ -74,8 +77,55 @@ pub(crate) fn options(
         );
     }
     o.watch = t.watch.as_ref().is_none_or(|w| w.value);
+    if let Some(f) = &t.crl_fetch {
+        if client_auth == ClientAuth::None {
+            issues.push(0, format!("{key}.crl_fetch"), "crl_fetch needs client_auth optional or required");
+        }
+        o.crl_fetch = Some(crl_fetch(f, &format!("{key}.crl_fetch"), issues));
+    }
     o
 }
+
+fn crl_fetch(f: &RawCrlFetch, key: &str, issues: &mut Issues) -> CrlFetch {
+    let dur = |v: &Option<S<String>>, name: &str, default: u64, issues: &mut Issues| match v {
+        None => Duration::from_secs(default),
+        Some(d) => match parse_duration(&d.value) {
+            Ok(x) if x >= Duration::from_millis(100) => x,
+            Ok(_) => {
+                issues.push(d.referenced.line(), format!("{key}.{name}"), "must be at least 100ms");
+                Duration::from_secs(default)
+            }
+            Err(msg) => {
+                issues.push(d.referenced.line(), format!("{key}.{name}"), msg);
+                Duration::from_secs(default)
+            }
+        },
+    };
+    let interval = dur(&f.interval, "interval", 3600, issues);
+    let timeout = dur(&f.timeout, "timeout", 10, issues);
+    let mut urls = Vec::new();
+    for u in f.urls.as_ref().map(|l| l.value.as_slice()).unwrap_or_default() {
+        match u.value.parse::<hyper::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => urls.push(u.value.clone()),
+            _ => issues.push(
+                u.referenced.line(),
+                format!("{key}.urls"),
+                format!(
+                    "`{}` is not an http:// URL (CRLs are signed; they are fetched over plain HTTP)",
+                    u.value
+                ),
+            ),
+        }
+    }
+    if urls.len() > MAX_CRL_URLS {
+        issues.push(0, format!("{key}.urls"), format!("at most {MAX_CRL_URLS} URLs"));
+        urls.truncate(MAX_CRL_URLS);
+    }
+    CrlFetch { interval, timeout, urls }
+}
+
+/// Most CRL URLs one listener fetches (configured plus found in the CA bundle).
+pub const MAX_CRL_URLS: usize = 32;
 
 fn cipher_suites(
     list: &S<Vec<S<String>>>,

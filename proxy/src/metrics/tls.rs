@@ -29,6 +29,7 @@ pub struct TlsMetrics {
     crl_next_update: Family<ListenerLabels, Gauge>,
     crl_this_update: Family<ListenerLabels, Gauge>,
     resumed_rejected: Family<ListenerLabels, Counter>,
+    crl_fetches: Family<ReloadLabels, Counter>,
 }
 
 /// What one listener's current material says, for the gauges.
@@ -69,11 +70,21 @@ impl TlsMetrics {
             "Resumed TLS sessions closed because the restored client chain no longer verifies",
             resumed_rejected.clone(),
         );
-        Self { reloads, cert_expiry, crl_next_update, crl_this_update, resumed_rejected }
+        let crl_fetches = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "tls_crl_fetches",
+            "CRL downloads from distribution points by result (`failure`: last good copy kept)",
+            crl_fetches.clone(),
+        );
+        Self { reloads, cert_expiry, crl_next_update, crl_this_update, resumed_rejected, crl_fetches }
     }
 
     pub fn reload(&self, listener: &str, result: &'static str) {
         self.reloads.get_or_create(&ReloadLabels { listener: listener.to_string(), result }).inc();
+    }
+
+    pub fn crl_fetch(&self, listener: &str, result: &'static str) {
+        self.crl_fetches.get_or_create(&ReloadLabels { listener: listener.to_string(), result }).inc();
     }
 
     pub fn resumed_rejected(&self, listener: &str) {

@@ -92,6 +92,9 @@ impl Listener {
         if let Some(watch) = self.watch {
             tokio::spawn(watch.run(ctx.shutdown.clone()));
         }
+        if let Some((state, fetch)) = self.tls.as_ref().and_then(|s| Some((s.clone(), s.crl_fetch()?))) {
+            tokio::spawn(super::tls::crl_fetch::run(state, fetch, ctx.shutdown.clone()));
+        }
         loop {
             let accepted = tokio::select! {
                 _ = ctx.shutdown.cancelled() => break,

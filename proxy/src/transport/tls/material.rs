@@ -188,6 +188,18 @@ impl Material {
         }
     }
 
+    /// Adds CRLs from elsewhere (distribution points), folding them into the digest.
+    pub fn add_crls(&mut self, crls: Vec<CertificateRevocationListDer<'static>>) {
+        let mut hash = Sha256::new();
+        hash.update(self.digest);
+        for c in &crls {
+            hash.update((c.as_ref().len() as u64).to_be_bytes());
+            hash.update(c.as_ref());
+        }
+        self.digest = hash.finalize().into();
+        self.crls.extend(crls);
+    }
+
     /// Earliest notAfter of the server chain's leaf and of the CA bundle (for expiry gauges).
     pub fn server_expiry(&self) -> Option<i64> {
         self.cert_chain.first().and_then(not_after)

@@ -4,6 +4,7 @@
 //! Submodules: `material` reads the files, `state` holds the live config and reloads it,
 //! `watch` reloads on file changes, `verifier` adds the chain-depth limit.
 
+pub mod crl_fetch;
 pub mod material;
 pub mod state;
 pub mod verifier;
@@ -112,8 +113,11 @@ pub fn build(settings: &Settings, m: &Material) -> Result<Built, TlsSetupError> 
                 verifier = verifier.allow_unauthenticated();
             }
             let inner = verifier.build().map_err(|e| TlsSetupError::ClientCa(e.to_string()))?;
-            let limited: Arc<dyn ClientCertVerifier> =
-                Arc::new(verifier::DepthLimited { inner, max_depth: settings.options.max_chain_depth });
+            let limited: Arc<dyn ClientCertVerifier> = Arc::new(verifier::DepthLimited {
+                inner,
+                max_depth: settings.options.max_chain_depth,
+                no_crl_yet: settings.options.crl_fetch.is_some() && m.crls.is_empty(),
+            });
             (builder.with_client_cert_verifier(limited.clone()), Some(limited))
         }
     };

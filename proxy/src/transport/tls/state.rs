@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::{CertificateError, ServerConfig};
 use tokio_rustls::TlsAcceptor;
@@ -30,6 +30,7 @@ struct Active {
     config: Arc<ServerConfig>,
     verifier: Option<Arc<dyn ClientCertVerifier>>,
     digest: [u8; 32],
+    client_ca: Vec<CertificateDer<'static>>,
 }
 
 pub struct TlsState {
@@ -41,6 +42,8 @@ pub struct TlsState {
     generation: AtomicU64,
     /// One reload at a time (watcher and SIGHUP/admin may race).
     reload_lock: Mutex<()>,
+    /// CRLs fetched from distribution points (last good copies), used alongside the files.
+    fetched: Mutex<Vec<CertificateRevocationListDer<'static>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -77,7 +80,12 @@ impl TlsState {
         let material = Material::load(&paths, false)?;
         let built = build(&settings, &material)?;
         metrics.tls.set_material(listener, facts(&material));
-        let active = Active { config: built.config, verifier: built.verifier, digest: material.digest };
+        let active = Active {
+            config: built.config,
+            verifier: built.verifier,
+            digest: material.digest,
+            client_ca: material.client_ca.clone(),
+        };
         Ok(Arc::new(Self {
             listener: listener.into(),
             settings,
@@ -85,6 +93,7 @@ impl TlsState {
             active: ArcSwap::from_pointee(active),
             generation: AtomicU64::new(0),
             reload_lock: Mutex::new(()),
+            fetched: Mutex::new(Vec::new()),
             metrics,
         }))
     }
@@ -134,8 +143,40 @@ impl TlsState {
         result
     }
 
+    /// Replaces the CRLs fetched from distribution points and rebuilds the config with them
+    /// (blocking, like [`TlsState::reload`]).
+    pub fn set_fetched_crls(
+        &self,
+        crls: Vec<CertificateRevocationListDer<'static>>,
+    ) -> Result<ReloadOutcome, TlsSetupError> {
+        *self.fetched.lock().unwrap_or_else(|p| p.into_inner()) = crls;
+        self.reload()
+    }
+
+    /// The client CA bundle in force (its CRL distribution points are fetched).
+    pub fn client_ca(&self) -> Vec<CertificateDer<'static>> {
+        self.active.load().client_ca.clone()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The listener's `crl_fetch` settings, if CRLs are fetched.
+    pub fn crl_fetch(&self) -> Option<crate::config::CrlFetch> {
+        self.settings.options.crl_fetch.clone()
+    }
+
+    pub fn allow_expired_crl(&self) -> bool {
+        self.settings.allow_expired_crl
+    }
+
     fn try_reload(&self) -> Result<ReloadOutcome, TlsSetupError> {
-        let material = Material::load(&self.paths, !self.settings.allow_expired_crl)?;
+        let mut material = Material::load(&self.paths, !self.settings.allow_expired_crl)?;
+        let fetched = self.fetched.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !fetched.is_empty() {
+            material.add_crls(fetched);
+        }
         if material.digest == self.active.load().digest {
             return Ok(ReloadOutcome::Unchanged);
         }
@@ -144,6 +185,7 @@ impl TlsState {
             config: built.config,
             verifier: built.verifier,
             digest: material.digest,
+            client_ca: material.client_ca.clone(),
         }));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.metrics.tls.set_material(&self.listener, facts(&material));

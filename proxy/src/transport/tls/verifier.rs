@@ -22,6 +22,9 @@ pub struct ChainTooLong {
 pub struct DepthLimited {
     pub inner: Arc<dyn ClientCertVerifier>,
     pub max_depth: usize,
+    /// Revocation data is expected (CRLs are fetched) but none is loaded yet: refuse client
+    /// certificates rather than admit them unchecked (fail closed).
+    pub no_crl_yet: bool,
 }
 
 impl ClientCertVerifier for DepthLimited {
@@ -48,6 +51,9 @@ impl ClientCertVerifier for DepthLimited {
             return Err(Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
                 ChainTooLong { presented, max: self.max_depth },
             )))));
+        }
+        if self.no_crl_yet {
+            return Err(Error::InvalidCertificate(CertificateError::UnknownRevocationStatus));
         }
         self.inner.verify_client_cert(end_entity, intermediates, now)
     }
