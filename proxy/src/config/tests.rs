@@ -236,3 +236,18 @@ fn tls_options_have_safe_defaults() {
     assert_eq!(o.max_chain_depth, 4);
     assert!(o.cipher_suites.is_none() && o.session_resumption && !o.session_tickets && o.watch);
 }
+
+#[test]
+fn crl_fetch_urls_must_be_http_and_durations_sane() {
+    let found = tls_issues(
+        "      client_auth: required\n      client_ca: ca.crt\n      crl_fetch:\n        interval: 10ms\n        urls: [\"https://x/ca.crl\", \"http://ok/ca.crl\"]\n",
+    );
+    let i = issue_for(&found, "listeners[0].tls.crl_fetch.interval");
+    assert_eq!(i.line, 10);
+    assert!(i.message.contains("at least 100ms"), "{}", i.message);
+    let u = issue_for(&found, "listeners[0].tls.crl_fetch.urls");
+    assert_eq!(u.line, 11);
+    assert!(u.message.contains("`https://x/ca.crl` is not an http:// URL"), "{}", u.message);
+    let none = tls_issues("      crl_fetch: {}\n");
+    assert!(issue_for(&none, "listeners[0].tls.crl_fetch").message.contains("needs client_auth"));
+}

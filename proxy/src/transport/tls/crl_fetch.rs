@@ -190,3 +190,76 @@ pub async fn run(state: Arc<TlsState>, cfg: CrlFetch, stop: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
+        KeyIdMethod, KeyPair, KeyUsagePurpose, SerialNumber,
+    };
+
+    use super::*;
+
+    fn ca(cn: &str, cdp: Option<&str>) -> (Issuer<'static, KeyPair>, CertificateDer<'static>) {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        if let Some(url) = cdp {
+            params.crl_distribution_points =
+                vec![rcgen::CrlDistributionPoint { uris: vec![url.to_string(), "ldap://x/y".to_string()] }];
+        }
+        let der = params.self_signed(&key).expect("self-signed").der().clone();
+        (Issuer::new(params, key), der)
+    }
+
+    fn crl(
+        issuer: &Issuer<'static, KeyPair>,
+        this: (i32, u8),
+        next: (i32, u8),
+    ) -> CertificateRevocationListDer<'static> {
+        let der = CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(this.0, this.1, 1),
+            next_update: rcgen::date_time_ymd(next.0, next.1, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(issuer)
+        .expect("crl")
+        .der()
+        .clone();
+        CertificateRevocationListDer::from(der.as_ref().to_vec())
+    }
+
+    #[test]
+    fn fetched_crls_must_be_signed_current_and_not_older() {
+        let (ours, ours_der) = ca("ours", None);
+        let (theirs, _) = ca("ours", None); // same name, other key: a forgery
+        let cas = [ours_der];
+        let good = crl(&ours, (2024, 1), (2099, 1));
+        let this = check(&good, &cas, false, None).expect("good CRL");
+        assert!(matches!(
+            check(&crl(&theirs, (2024, 1), (2099, 1)), &cas, false, None),
+            Err(FetchError::Signature)
+        ));
+        let stale = crl(&ours, (2020, 1), (2021, 1));
+        assert!(matches!(check(&stale, &cas, false, None), Err(FetchError::Expired)));
+        assert!(check(&stale, &cas, true, None).is_ok(), "allow_expired_crl");
+        let older = crl(&ours, (2023, 1), (2099, 1));
+        assert!(matches!(check(&older, &cas, false, Some(this)), Err(FetchError::Older)));
+        assert!(matches!(
+            check(&CertificateRevocationListDer::from(vec![0x30, 0]), &cas, false, None),
+            Err(FetchError::NotCrl)
+        ));
+    }
+
+    #[test]
+    fn only_http_distribution_points_of_the_bundle_are_used() {
+        let (_, with) = ca("with-cdp", Some("http://crl.example/ca.crl"));
+        let (_, without) = ca("without", None);
+        assert_eq!(distribution_points(&[with, without]), vec!["http://crl.example/ca.crl".to_string()]);
+    }
+}
