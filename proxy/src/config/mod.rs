@@ -6,6 +6,7 @@ mod error;
 mod model;
 mod policies;
 mod raw;
+pub mod tls;
 mod validate;
 
 use std::path::Path;

@@ -140,6 +140,29 @@ pub(crate) struct RawTls {
     pub allow_expired_crl: Option<S<bool>>,
     #[serde(default)]
     pub versions: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub max_chain_depth: Option<S<u64>>,
+    #[serde(default)]
+    pub cipher_suites: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub session_resumption: Option<S<bool>>,
+    #[serde(default)]
+    pub session_tickets: Option<S<bool>>,
+    #[serde(default)]
+    pub watch: Option<S<bool>>,
+    #[serde(default)]
+    pub crl_fetch: Option<RawCrlFetch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCrlFetch {
+    #[serde(default)]
+    pub interval: Option<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub urls: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -316,7 +316,14 @@ fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConf
         );
     }
     let versions = tls_versions(t.versions.as_ref(), &format!("{key}.versions"), issues);
+    let options = super::tls::options(&t, key, versions, client_auth, issues);
+    let client_ca_path = t.client_ca.as_ref().map(|ca| base.join(&ca.value));
+    let crl_paths =
+        t.crls.as_ref().map(|l| l.value.iter().map(|e| base.join(&e.value)).collect()).unwrap_or_default();
     Some(TlsConfig {
+        options,
+        client_ca_path,
+        crl_paths,
         versions,
         allow_expired_crl: t.allow_expired_crl.as_ref().is_some_and(|a| a.value),
         crls,

@@ -17,6 +17,8 @@ use prometheus_client::registry::Registry;
 
 use crate::codec::PacketType;
 
+pub mod tls;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
@@ -169,6 +171,7 @@ pub struct Metrics {
     acl_decisions: Family<AclLabels, Counter>,
     acl_rule_matches: Family<RuleLabels, Counter>,
     pub ops: ops::OpsMetrics,
+    pub tls: tls::TlsMetrics,
 }
 
 impl Metrics {
@@ -226,6 +229,7 @@ impl Metrics {
             "ACL decisions by the rule that made them",
             acl_rule_matches.clone(),
         );
+        let tls = tls::TlsMetrics::register(&mut registry);
 
         let ops = ops::OpsMetrics::register(&mut registry);
 
@@ -253,6 +257,7 @@ impl Metrics {
             acl_decisions,
             acl_rule_matches,
             ops,
+            tls,
         })
     }
 
