@@ -51,6 +51,11 @@ impl Server {
         }
         if let Some(rules) = &config.acl {
             filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone(), config.acl_check_delivery)));
+        } else if config.authenticators.iter().any(|(_, a)| a.may_carry_rules()) {
+            filters.push(Arc::new(AclFilter::credential_rules_only(metrics.clone())));
+        }
+        for (_, a) in &config.authenticators {
+            a.start();
         }
         let chain = if filters.is_empty() { Chain::allow_all() } else { Chain::new(filters) };
         let ctx = Arc::new(Context {
