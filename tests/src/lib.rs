@@ -4,6 +4,7 @@
 //!
 //! Every wait is bounded; every child process is killed on drop.
 
+pub mod callout;
 pub mod env;
 pub mod fake;
 pub mod http;
