@@ -379,3 +379,35 @@ async fn disconnect_on_expiry_closes_the_session_when_the_token_expires() {
         }
     }
 }
+
+#[tokio::test]
+async fn identity_comes_from_the_token_and_token_from_username_works() {
+    let dir = PolicyDir::new();
+    let env = start(hs_policy(
+        &dir,
+        "    token_from: username\n    username_claim: sub\n    clientid_claim: cid\n",
+    ))
+    .await;
+    let t = now();
+    let token = hs(json!({"sub": "verified-user", "cid": "verified-client", "exp": t + 60}));
+    for version in [V311, V5] {
+        // The token is the username; the password field is unused.
+        let bytes = connect_with(version, "claimed-client", Some(&token), None);
+        let (ack, _c) = connack(&env, &bytes, "token in username").await;
+        assert_eq!(ack.connack_code(), Some(0), "{}\n{}", ack.describe(), env.moat.logs());
+        // A token that lacks the identity claim is refused.
+        let no_sub = hs(json!({"cid": "x", "exp": t + 60}));
+        let bytes = connect_with(version, "c", Some(&no_sub), None);
+        let (ack, _c) = connack(&env, &bytes, "no sub").await;
+        assert_eq!(ack.connack_code(), Some(refused_code(version, 0x86)));
+    }
+    assert!(env.tap.wait_connections(2, WAIT).await, "two sessions forwarded");
+    // Trap 5: the broker sees the identity the token vouches for, never the token or the claims
+    // the client made in CONNECT.
+    for conn in env.tap.connections() {
+        let c = conn.packets().first().and_then(policy::parse_connect).expect("forwarded CONNECT");
+        assert_eq!(c.username.as_deref(), Some("verified-user"));
+        assert_eq!(c.client_id, "verified-client");
+        assert_eq!(c.password, None);
+    }
+}
