@@ -235,3 +235,31 @@ async fn the_password_never_appears_in_moats_logs() {
     assert!(logs.contains("HTTP auth backend failed"), "expected failure logs:\n{logs}");
     assert!(!logs.contains(PW), "the password is in moat's logs:\n{logs}");
 }
+
+#[tokio::test]
+async fn moat_check_reports_jwt_and_http_mistakes_with_file_line_and_key() {
+    let dir = PolicyDir::new();
+    dir.write("short.secret", "too short");
+    let config = dir.write(
+        "moat.yaml",
+        "listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n\
+         authentication:\n  - name: j\n    type: jwt\n    algorithms: [HS256, none]\n    secret_file: short.secret\n\
+         \x20   required_claims:\n      sub: \"${password}\"\n  - name: h\n    type: http\n    url: \"http://10.0.0.1/auth\"\n\
+         \x20   on_failure: allow\n",
+    );
+    let mut cmd = tokio::process::Command::from(moat_e2e::moat_command());
+    cmd.arg("check").arg("-c").arg(&config);
+    let out =
+        moat_e2e::procs::run_with_timeout(cmd, Duration::from_secs(20)).await.expect("moat check exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "moat check accepted:\n{stderr}");
+    for expected in [
+        "moat.yaml:8: authentication[0].algorithms: `none`",
+        "moat.yaml:9: authentication[0].secret_file: the secret is 9 bytes",
+        "moat.yaml:11: authentication[0].required_claims.sub: unknown placeholder",
+        "moat.yaml:14: authentication[1].url: plain http is allowed only to a loopback address",
+        "moat.yaml:15: authentication[1].on_failure: `allow` is not deny or ignore",
+    ] {
+        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
+    }
+}
