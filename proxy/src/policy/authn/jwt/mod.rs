@@ -241,6 +241,57 @@ impl JwtAuthenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    const SECRET: &[u8] = b"unit-test-secret-0123456789abcdefghijkl";
+
+    fn auth(extra: impl FnOnce(&mut JwtSettings)) -> JwtAuthenticator {
+        let mut s = JwtSettings {
+            token_from: TokenFrom::Password,
+            algorithms: vec![Algorithm::HS256],
+            keys: KeySource::Static(Arc::new(KeySet::single(jsonwebtoken::DecodingKey::from_secret(SECRET)))),
+            leeway: 5,
+            required: Vec::new(),
+            username_claim: None,
+            clientid_claim: None,
+            acl_claim: None,
+            disconnect_on_expiry: false,
+        };
+        extra(&mut s);
+        JwtAuthenticator::new(s)
+    }
+
+    fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+
+    fn token(alg: Algorithm, claims: Value) -> Vec<u8> {
+        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(SECRET))
+            .expect("sign")
+            .into_bytes()
+    }
+
+    fn creds(username: Option<&str>, password: Option<Vec<u8>>) -> Credentials {
+        Credentials {
+            client_id: "dev-1".into(),
+            username: username.map(str::to_string),
+            password,
+            cert: None,
+            peer: None,
+        }
+    }
+
+    fn run(a: &JwtAuthenticator, c: &Credentials) -> Outcome {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt").block_on(a.check(c))
+    }
+
+    fn label(o: &Outcome) -> &'static str {
+        match o {
+            Outcome::Allow(_) => "allow",
+            Outcome::Ignore => "ignore",
+            Outcome::Deny(_, l) => l,
+        }
+    }
 
     #[test]
     fn jwt_shape() {
@@ -251,5 +302,55 @@ mod tests {
         assert!(!looks_like_jwt(b"a.b.c.d"));
         assert!(!looks_like_jwt(b".b.c"));
         assert!(!looks_like_jwt(b"a b.c.d"));
+    }
+
+    #[test]
+    fn credentials_that_are_not_tokens_pass_and_oversized_ones_are_refused() {
+        let a = auth(|_| {});
+        assert_eq!(label(&run(&a, &creds(Some("u"), None))), "ignore");
+        assert_eq!(label(&run(&a, &creds(Some("u"), Some(b"hunter2".to_vec())))), "ignore");
+        let mut big = b"eyJh.".to_vec();
+        big.extend(std::iter::repeat_n(b'a', MAX_TOKEN_BYTES));
+        big.extend(b".sig");
+        assert_eq!(label(&run(&a, &creds(None, Some(big)))), "token_too_large");
+    }
+
+    #[test]
+    fn only_configured_algorithms_verify() {
+        let a = auth(|_| {});
+        let exp = now() + 60;
+        let hs256 = token(Algorithm::HS256, serde_json::json!({"exp": exp}));
+        let hs512 = token(Algorithm::HS512, serde_json::json!({"exp": exp}));
+        assert_eq!(label(&run(&a, &creds(None, Some(hs256)))), "allow");
+        assert_eq!(label(&run(&a, &creds(None, Some(hs512)))), "alg_not_allowed");
+    }
+
+    #[test]
+    fn identity_binding_and_expiry_deadline() {
+        let a = auth(|s| {
+            s.required = vec![RequiredClaim {
+                name: "sub".into(),
+                expected: Template::parse("${username}").expect("t"),
+            }];
+            s.disconnect_on_expiry = true;
+        });
+        let exp = now() + 60;
+        let t = token(Algorithm::HS256, serde_json::json!({"sub": "alice", "exp": exp}));
+        match run(&a, &creds(Some("alice"), Some(t.clone()))) {
+            Outcome::Allow(id) => {
+                // The username is verified by the bound claim; the deadline includes the leeway.
+                assert_eq!(id.username.as_deref(), Some("alice"));
+                assert_eq!(id.expires_at, Some(UNIX_EPOCH + Duration::from_secs(exp + 5)));
+            }
+            other => panic!("expected allow, got {}", label(&other)),
+        }
+        assert_eq!(label(&run(&a, &creds(Some("bob"), Some(t)))), "claim_mismatch");
+        // Without a binding, a claimed username is not an identity (trap 5).
+        let unbound = auth(|_| {});
+        let t = token(Algorithm::HS256, serde_json::json!({"exp": exp}));
+        match run(&unbound, &creds(Some("mallory"), Some(t))) {
+            Outcome::Allow(id) => assert_eq!(id.username, None),
+            other => panic!("expected allow, got {}", label(&other)),
+        }
     }
 }
