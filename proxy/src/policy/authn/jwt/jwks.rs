@@ -66,26 +66,31 @@ impl RemoteJwks {
         tokio::spawn(refresher(Arc::downgrade(self), self.wake.clone()));
     }
 
-    /// The current keys, waiting up to `wait` for the first successful fetch.
-    pub async fn keys(self: &Arc<Self>) -> Option<Arc<KeySet>> {
+    /// When a CONNECT that starts now must stop waiting for the network.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.wait
+    }
+
+    /// The current keys, waiting until `deadline` for the first successful fetch.
+    pub async fn keys(self: &Arc<Self>, deadline: Instant) -> Option<Arc<KeySet>> {
         self.start();
         let mut rx = self.state.subscribe();
         let has_keys = |s: &Snapshot| s.keys.is_some();
         if let Some(k) = rx.borrow().keys.clone() {
             return Some(k);
         }
-        let _ = tokio::time::timeout(self.wait, rx.wait_for(has_keys)).await;
+        let _ = tokio::time::timeout_at(deadline, rx.wait_for(has_keys)).await;
         let keys = rx.borrow().keys.clone();
         keys
     }
 
-    /// Asks for an early refresh (a token named an unknown kid) and waits up to `wait` for the
-    /// next attempt to finish; returns the keys then.
-    pub async fn refreshed(self: &Arc<Self>) -> Option<Arc<KeySet>> {
+    /// Asks for an early refresh (a token named an unknown kid) and waits until `deadline` for
+    /// the next attempt to finish; returns the keys then.
+    pub async fn refreshed(self: &Arc<Self>, deadline: Instant) -> Option<Arc<KeySet>> {
         let mut rx = self.state.subscribe();
         let seen = rx.borrow().attempts;
         self.wake.notify_one();
-        let _ = tokio::time::timeout(self.wait, rx.wait_for(|s| s.attempts > seen)).await;
+        let _ = tokio::time::timeout_at(deadline, rx.wait_for(|s| s.attempts > seen)).await;
         let keys = rx.borrow().keys.clone();
         keys
     }

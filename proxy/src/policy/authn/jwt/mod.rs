@@ -119,15 +119,18 @@ impl JwtAuthenticator {
             return deny("alg_not_allowed");
         }
         let kid = header.kid.as_deref();
-        let mut keys = match &self.s.keys {
+        // One deadline for all network waits of this CONNECT (`jwks_timeout`).
+        let keys = match &self.s.keys {
             KeySource::Static(k) => Some(k.clone()),
-            KeySource::Remote(r) => r.keys().await,
-        };
-        if let (KeySource::Remote(r), Some(k)) = (&self.s.keys, &keys) {
-            if k.unknown_kid(kid) {
-                keys = r.refreshed().await;
+            KeySource::Remote(r) => {
+                let deadline = r.deadline();
+                let mut keys = r.keys(deadline).await;
+                if keys.as_ref().is_some_and(|k| k.unknown_kid(kid)) {
+                    keys = r.refreshed(deadline).await;
+                }
+                keys
             }
-        }
+        };
         let Some(keys) = keys else {
             return Outcome::Deny(ReasonCode::NotAuthorized, "no_keys");
         };
