@@ -212,6 +212,14 @@ fn policy_set(config: &Config, stateful: &Stateful, metrics: &Arc<crate::metrics
     }
     if let Some(rules) = &config.acl {
         filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone(), config.acl_check_delivery)));
+    } else if config.authenticators.iter().any(|(_, a)| a.may_carry_rules()) {
+        // Rules from a credential (JWT `acl` claim, HTTP backend) apply even without an ACL file.
+        filters.push(Arc::new(AclFilter::credential_rules_only(metrics.clone())));
+    }
+    // Background work (JWKS refresh) starts with the set that uses it; the refresher of a
+    // replaced authenticator ends once nothing holds it.
+    for (_, a) in &config.authenticators {
+        a.start();
     }
     let chain = if filters.is_empty() { Chain::allow_all() } else { Chain::new(filters) };
     let pool = &stateful.pool;

@@ -4,6 +4,7 @@
 //!
 //! Every wait is bounded; every child process is killed on drop.
 
+pub mod callout;
 pub mod catalogue;
 pub mod env;
 pub mod fake;

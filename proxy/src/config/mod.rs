@@ -1,6 +1,7 @@
 //! The main YAML configuration: read all, validate all, then hand out one immutable [`Config`].
 
 mod audit;
+mod authn;
 mod duration;
 mod error;
 mod model;
@@ -118,5 +119,7 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
+#[cfg(test)]
+mod authn_tests;
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,7 @@ pub(crate) fn authenticators(
 
 fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issues) -> Option<Authenticator> {
     let kind = a.r#type.value.as_str();
+    super::authn::keys_for_type(a, key, issues);
     // Keys that belong to another type are mistakes, not silently ignored settings.
     let mut not_for = |present: bool, name: &str, line: u64| {
         if present {
@@ -45,6 +46,8 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
     };
     let line_of = |o: &Option<S<String>>| o.as_ref().map_or(0, |v| v.referenced.line());
     match kind {
+        "jwt" => super::authn::jwt(a, key, base, issues),
+        "http" => super::authn::http(a, key, issues),
         "password_file" => {
             not_for(a.username_from.is_some(), "username_from", line_of(&a.username_from));
             not_for(a.clientid_from.is_some(), "clientid_from", line_of(&a.clientid_from));
@@ -99,7 +102,7 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
             issues.push(
                 a.r#type.referenced.line(),
                 format!("{key}.type"),
-                format!("`{other}` is not password_file, x509 or anonymous"),
+                format!("`{other}` is not password_file, x509, anonymous, jwt or http"),
             );
             None
         }

@@ -78,6 +78,48 @@ pub(crate) struct RawAuthenticator {
     pub clientid_from: Option<S<String>>,
     #[serde(default)]
     pub require_clientid_match: Option<S<bool>>,
+    // `type: jwt` (checked in config/authn.rs)
+    #[serde(default)]
+    pub token_from: Option<S<String>>,
+    #[serde(default)]
+    pub algorithms: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub secret_file: Option<S<String>>,
+    #[serde(default)]
+    pub secret_base64: Option<S<bool>>,
+    #[serde(default)]
+    pub public_key: Option<S<String>>,
+    #[serde(default)]
+    pub jwks_file: Option<S<String>>,
+    #[serde(default)]
+    pub jwks_url: Option<S<String>>,
+    #[serde(default)]
+    pub jwks_refresh: Option<S<String>>,
+    #[serde(default)]
+    pub jwks_timeout: Option<S<String>>,
+    #[serde(default)]
+    pub leeway: Option<S<String>>,
+    #[serde(default)]
+    pub required_claims: Option<S<std::collections::BTreeMap<String, S<String>>>>,
+    #[serde(default)]
+    pub username_claim: Option<S<String>>,
+    #[serde(default)]
+    pub clientid_claim: Option<S<String>>,
+    #[serde(default)]
+    pub acl_claim: Option<S<String>>,
+    #[serde(default)]
+    pub disconnect_on_expiry: Option<S<bool>>,
+    // `type: http` (checked in config/authn.rs)
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub on_failure: Option<S<String>>,
+    #[serde(default)]
+    pub cache_ttl: Option<S<String>>,
+    #[serde(default)]
+    pub cache_size: Option<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

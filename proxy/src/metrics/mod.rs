@@ -177,6 +177,11 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("moat");
+        registry.register(
+            "jwks_refresh_failures",
+            "JWKS fetches that failed (the last good keys stay in use)",
+            crate::policy::authn::jwt::jwks::REFRESH_FAILURES.clone(),
+        );
         let connections = Family::<ConnectionLabels, Counter>::default();
         registry.register(
             "connections",

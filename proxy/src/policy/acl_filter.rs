@@ -59,6 +59,9 @@ pub struct AclFilter {
     rules: Arc<RuleSet>,
     counters: Arc<Counters>,
     check_delivery: bool,
+    /// No ACL file: only clients whose credential carries rules get an ACL (their rules, then
+    /// `no_match: deny`); everyone else is unrestricted, as without an ACL.
+    credential_only: bool,
 }
 
 impl AclFilter {
@@ -73,7 +76,15 @@ impl AclFilter {
             .map(|r| (Arc::<str>::from(r.id()), metrics.acl_rule_counter(r.id())))
             .collect();
         let counters = Counters { by_point: Point::ALL.map(|p| per(p.label())), rules: rule_counters };
-        Self { rules, counters: Arc::new(counters), check_delivery }
+        Self { rules, counters: Arc::new(counters), check_delivery, credential_only: false }
+    }
+
+    /// For a config without an ACL file whose authenticators may hand out rules (JWT `acl`
+    /// claim, HTTP backend): those rules are enforced, followed by deny.
+    pub fn credential_rules_only(metrics: Arc<Metrics>) -> Self {
+        let mut f = Self::new(Arc::new(RuleSet::default()), metrics, false);
+        f.credential_only = true;
+        f
     }
 }
 
@@ -97,14 +108,18 @@ impl Filter for AclFilter {
         connect: &Connect<'_>,
     ) -> Result<Option<Box<dyn SessionFilter>>, Deny> {
         let id = &session.identity;
+        if self.credential_only && id.acl_rules.is_empty() {
+            return Ok(None);
+        }
         let refuse =
             Deny { reason: ReasonCode::ClientIdentifierNotValid, label: "unsafe_identity", disconnect: true };
-        if self.rules.uses_placeholder("clientid") && unsafe_for_placeholders(&id.client_id) {
+        let uses = |name: &str| {
+            self.rules.uses_placeholder(name) || RuleSet::rules_use_placeholder(&id.acl_rules, name)
+        };
+        if uses("clientid") && unsafe_for_placeholders(&id.client_id) {
             return Err(refuse);
         }
-        if self.rules.uses_placeholder("username")
-            && id.username.as_deref().is_some_and(unsafe_for_placeholders)
-        {
+        if uses("username") && id.username.as_deref().is_some_and(unsafe_for_placeholders) {
             return Err(refuse);
         }
         let who = acl::Identity {
@@ -117,7 +132,7 @@ impl Filter for AclFilter {
             superuser: id.superuser,
         };
         let s = AclSession {
-            acl: self.rules.compile_for(&who, &[]),
+            acl: self.rules.compile_for(&who, &id.acl_rules),
             enforce: self.rules.enforce(),
             disconnect: self.rules.deny_action() == DenyAction::Disconnect,
             counters: self.counters.clone(),

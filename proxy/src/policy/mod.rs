@@ -69,6 +69,12 @@ pub struct Identity {
     pub superuser: bool,
     /// Which authenticator admitted the client (for logs).
     pub authenticator: &'static str,
+    /// ACL rules carried by the credential (JWT `acl` claim, HTTP backend); checked before the
+    /// ACL file's rules.
+    pub acl_rules: Arc<[acl::Rule]>,
+    /// When the credential stops being valid (JWT `exp` with `disconnect_on_expiry`): the relay
+    /// closes the session then.
+    pub expires_at: Option<std::time::SystemTime>,
 }
 
 /// What is known once CONNECT has been accepted; handed to every later hook.

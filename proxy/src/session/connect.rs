@@ -155,6 +155,7 @@ where
         username: connect.username.map(str::to_string),
         password: connect.password.map(<[u8]>::to_vec),
         cert,
+        peer: Some(peer.clone()),
     });
     let started = std::time::Instant::now();
     let decision = policy.auth_for(&peer.listener).authenticate(credentials).await;

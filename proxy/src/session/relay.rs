@@ -195,6 +195,16 @@ impl Relay {
         tokio::pin!(connack_deadline);
         let throttle = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(throttle);
+        // The credential's end of validity (JWT `disconnect_on_expiry`): the session ends with it.
+        let expires_at = self.session.identity.expires_at;
+        let expiry = tokio::time::sleep(
+            expires_at
+                .map_or(Duration::MAX, |t| {
+                    t.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO)
+                })
+                .min(Duration::from_secs(u32::MAX.into())),
+        );
+        tokio::pin!(expiry);
 
         // Frames the client pipelined behind CONNECT stay in `cbuf` until the broker's CONNACK has
         // been relayed: nothing moat answers may reach the client before its CONNACK.
@@ -292,6 +302,12 @@ impl Relay {
                 reason = registration.kick.kicked() => {
                     info!(reason = ?reason, "session closed by an operator");
                     close = Some((!awaiting_connack).then_some(reason));
+                }
+                _ = &mut expiry, if expires_at.is_some() => {
+                    info!(target: "moat::audit", "credential expired, closing the session");
+                    self.ctx.metrics.denied("session", "credential_expired");
+                    // Before its CONNACK a client may not be sent a DISCONNECT: just close.
+                    close = Some((!awaiting_connack).then_some(ReasonCode::NotAuthorized));
                 }
                 _ = shutdown.cancelled() => {
                     // Before its CONNACK a client may not be sent a DISCONNECT: just close.

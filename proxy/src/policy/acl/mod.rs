@@ -204,4 +204,15 @@ impl RuleSet {
         }
         self.placeholders.contains(name)
     }
+
+    /// Whether credential-carried `rules` use placeholder `name` (same names as above).
+    pub fn rules_use_placeholder(rules: &[Rule], name: &str) -> bool {
+        rules.iter().flat_map(|r| r.topics.iter().flat_map(|t| t.vars().map(|v| v.name()))).any(|p| {
+            if name == "attr" {
+                p.starts_with("attr.")
+            } else {
+                p == name
+            }
+        })
+    }
 }

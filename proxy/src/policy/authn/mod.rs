@@ -6,6 +6,9 @@
 //! `start_session`, and nothing reaches the broker until it has decided (trap 2). Password hashes
 //! are verified on a bounded blocking pool so an auth storm cannot stall relaying (trap 6).
 
+pub mod http;
+pub mod http_client;
+pub mod jwt;
 pub mod password;
 mod x509;
 
@@ -24,6 +27,8 @@ pub enum Authenticator {
     PasswordFile(Arc<PasswordFile>),
     X509(X509Settings),
     Anonymous,
+    Jwt(Arc<jwt::JwtAuthenticator>),
+    Http(Arc<http::HttpAuthenticator>),
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -48,6 +53,8 @@ pub struct Credentials {
     pub username: Option<String>,
     pub password: Option<Vec<u8>>,
     pub cert: Option<CertIdentity>,
+    /// Peer address, listener and certificate chain (for authenticators that pass them on).
+    pub peer: Option<super::PeerInfo>,
 }
 
 impl Drop for Credentials {
@@ -124,6 +131,24 @@ impl Authenticator {
             Authenticator::PasswordFile(_) => "password_file",
             Authenticator::X509(_) => "x509",
             Authenticator::Anonymous => "anonymous",
+            Authenticator::Jwt(_) => "jwt",
+            Authenticator::Http(_) => "http",
+        }
+    }
+
+    /// Whether an identity from this authenticator can carry ACL rules.
+    pub fn may_carry_rules(&self) -> bool {
+        match self {
+            Authenticator::Jwt(j) => j.carries_rules(),
+            Authenticator::Http(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Starts background work (JWKS refresh) so keys are there before the first CONNECT.
+    pub fn start(&self) {
+        if let Authenticator::Jwt(j) = self {
+            j.start();
         }
     }
 
@@ -138,6 +163,8 @@ impl Authenticator {
             }),
             Authenticator::X509(s) => x509_check(s, creds),
             Authenticator::PasswordFile(file) => password_check(file, creds, pool).await,
+            Authenticator::Jwt(j) => j.check(creds).await,
+            Authenticator::Http(h) => h.check(creds).await,
         }
     }
 }
@@ -194,6 +221,7 @@ async fn password_check(
             attributes,
             superuser,
             authenticator: "password_file",
+            ..Identity::default()
         }),
         // Unknown user and wrong password are the same answer (trap 6).
         Ok(None) => Outcome::Deny(ReasonCode::BadUserNameOrPassword, "bad_credentials"),
