@@ -61,6 +61,11 @@ impl Server {
             broker_identity: config.broker_identity,
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
+            listener_quotas: config
+                .listeners
+                .iter()
+                .map(|l| (Arc::from(l.name.as_str()), l.quotas))
+                .collect(),
         });
         let mut listeners = Vec::new();
         let pool = AuthChain::verification_pool();

@@ -4,6 +4,7 @@ mod duration;
 mod error;
 mod model;
 mod policies;
+mod quotas;
 mod raw;
 mod validate;
 

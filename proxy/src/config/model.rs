@@ -68,6 +68,8 @@ pub struct ListenerConfig {
     pub proxy_protocol: bool,
     /// Most open connections on this listener.
     pub max_connections: Option<usize>,
+    /// The global `limits:` quotas with this listener's `limits:` overrides applied.
+    pub quotas: Quotas,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +143,53 @@ pub struct Limits {
     pub max_connections_per_ip: Option<usize>,
     /// PUBLISH packets per second per connection, enforced by not reading (nothing is dropped).
     pub publish_rate: Option<RateSpec>,
+    /// Global quota defaults (each listener carries its effective copy in [`ListenerConfig`]).
+    pub quotas: Quotas,
+}
+
+/// Per-client quotas. Exceeding one is answered with the v5 reason code (0x97, 0x9E, 0x85, 0x93)
+/// or a close in 3.1.1, counted in `moat_quota_exceeded_total` and logged to `moat::audit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// Most `/`-separated levels in a topic name or filter (Will topic included).
+    pub max_topic_levels: usize,
+    /// Longest topic name or filter, in bytes.
+    pub max_topic_length: usize,
+    /// Longest client id, in bytes.
+    pub max_clientid_length: usize,
+    /// Most distinct active subscription filters per connection; `None` = unlimited.
+    pub max_subscriptions: Option<usize>,
+    /// Most client → broker QoS 1/2 PUBLISHes awaiting the broker's ack; `None` = unlimited.
+    pub max_inflight: Option<u16>,
+    /// Keep-alive bounds in seconds (0 = "no keep-alive" counts as above any maximum).
+    pub keepalive_min: Option<u16>,
+    pub keepalive_max: Option<u16>,
+    /// `false`: `$share/` filters are refused (SUBACK 0x9E).
+    pub shared_subscriptions: bool,
+}
+
+/// EMQX's default; deep enough for any real hierarchy, shallow enough to bound matching work.
+pub const DEFAULT_MAX_TOPIC_LEVELS: usize = 128;
+/// Far above real topic names (AWS IoT caps them at 256 bytes) while keeping every ACL match and
+/// broker-side subscription entry small; MQTT's own ceiling is 65535.
+pub const DEFAULT_MAX_TOPIC_LENGTH: usize = 4096;
+/// Room for UUIDs, device serials and certificate-derived ids (AWS IoT allows 128); client ids
+/// end up in logs, ACL placeholders and broker memory, so 64 KiB ones buy nothing but cost.
+pub const DEFAULT_MAX_CLIENTID_LENGTH: usize = 256;
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_topic_levels: DEFAULT_MAX_TOPIC_LEVELS,
+            max_topic_length: DEFAULT_MAX_TOPIC_LENGTH,
+            max_clientid_length: DEFAULT_MAX_CLIENTID_LENGTH,
+            max_subscriptions: None,
+            max_inflight: None,
+            keepalive_min: None,
+            keepalive_max: None,
+            shared_subscriptions: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -103,6 +103,31 @@ pub(crate) struct RawListener {
     pub proxy_protocol: Option<S<bool>>,
     #[serde(default)]
     pub max_connections: Option<S<u64>>,
+    /// Per-listener overrides of the global `limits:` quotas and rates.
+    #[serde(default)]
+    pub limits: Option<RawListenerLimits>,
+}
+
+/// The keys a listener's `limits:` block may override (the global `limits:` gives the defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListenerLimits {
+    #[serde(default)]
+    pub max_topic_levels: Option<S<u64>>,
+    #[serde(default)]
+    pub max_topic_length: Option<S<u64>>,
+    #[serde(default)]
+    pub max_clientid_length: Option<S<u64>>,
+    #[serde(default)]
+    pub max_subscriptions: Option<S<u64>>,
+    #[serde(default)]
+    pub max_inflight: Option<S<u64>>,
+    #[serde(default)]
+    pub keepalive_min: Option<S<String>>,
+    #[serde(default)]
+    pub keepalive_max: Option<S<String>>,
+    #[serde(default)]
+    pub shared_subscriptions: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +187,23 @@ pub(crate) struct RawLimits {
     pub max_connections_per_ip: Option<S<u64>>,
     #[serde(default)]
     pub publish_rate: Option<S<String>>,
+    // Quotas: global defaults, each overridable in a listener's `limits:` block.
+    #[serde(default)]
+    pub max_topic_levels: Option<S<u64>>,
+    #[serde(default)]
+    pub max_topic_length: Option<S<u64>>,
+    #[serde(default)]
+    pub max_clientid_length: Option<S<u64>>,
+    #[serde(default)]
+    pub max_subscriptions: Option<S<u64>>,
+    #[serde(default)]
+    pub max_inflight: Option<S<u64>>,
+    #[serde(default)]
+    pub keepalive_min: Option<S<String>>,
+    #[serde(default)]
+    pub keepalive_max: Option<S<String>>,
+    #[serde(default)]
+    pub shared_subscriptions: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -161,3 +161,40 @@ fn old_tls_versions_are_refused_at_config_check() {
     assert_eq!(v.line, 7);
     assert!(v.message.contains("never offered"), "{}", v.message);
 }
+
+const PLAIN: &str = "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n";
+
+#[test]
+fn quotas_default_and_listener_overrides() {
+    let c = load_text(&with_anon(&format!(
+        "{PLAIN}    limits:\n      max_topic_levels: 4\n      shared_subscriptions: false\n\
+         limits:\n  max_topic_levels: 8\n  max_inflight: 10\n  keepalive_max: 300s\n"
+    )))
+    .expect("valid");
+    assert_eq!(c.limits.quotas.max_topic_levels, 8);
+    assert_eq!(c.limits.quotas.max_topic_length, DEFAULT_MAX_TOPIC_LENGTH);
+    let q = c.listeners[0].quotas;
+    assert_eq!(q.max_topic_levels, 4, "listener override");
+    assert_eq!(q.max_inflight, Some(10), "inherited from the global block");
+    assert_eq!(q.keepalive_max, Some(300));
+    assert!(!q.shared_subscriptions);
+}
+
+#[test]
+fn quota_errors_name_line_and_key() {
+    let found = issues(&with_anon(&format!(
+        "{PLAIN}    limits:\n      max_inflight: 70000\n      keepalive_min: 1500ms\n\
+         limits:\n  max_topic_levels: 0\n  keepalive_min: 60s\n  keepalive_max: 30s\n"
+    )));
+    let keys: Vec<(&str, u64)> = found.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert!(keys.contains(&("listeners[0].limits.max_inflight", 6)), "{found:?}");
+    assert!(keys.contains(&("listeners[0].limits.keepalive_min", 7)), "{found:?}");
+    assert!(keys.contains(&("limits.max_topic_levels", 9)), "{found:?}");
+    assert!(keys.contains(&("limits.keepalive_min", 10)), "{found:?}");
+}
+
+#[test]
+fn node_keys_are_not_listener_keys() {
+    let found = issues(&with_anon(&format!("{PLAIN}    limits:\n      max_connections_per_ip: 3\n")));
+    assert_eq!(found[0].key, "max_connections_per_ip", "{found:?}");
+}

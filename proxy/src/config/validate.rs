@@ -41,6 +41,10 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         Some(b) => super::policies::bans(b, &base, issues),
         None => (None, None),
     };
+    let quotas = match raw.limits.as_ref() {
+        Some(l) => super::quotas::quotas(l.into(), Quotas::default(), "limits", issues),
+        None => Quotas::default(),
+    };
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
@@ -48,7 +52,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
     let mut names = std::collections::HashSet::new();
     for (i, l) in raw.listeners.value.into_iter().enumerate() {
         let key = format!("listeners[{i}]");
-        if let Some(compiled) = listener(l, &key, &base, &authenticators, issues) {
+        if let Some(compiled) = listener(l, &key, &base, &authenticators, quotas, issues) {
             if !names.insert(compiled.name.clone()) {
                 issues.push(0, format!("{key}.name"), format!("duplicate listener name `{}`", compiled.name));
             }
@@ -142,6 +146,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             max_connections,
             max_connections_per_ip,
             publish_rate,
+            quotas,
         },
         admin: AdminConfig { bind: admin_bind? },
         log_format,
@@ -160,6 +165,7 @@ fn listener(
     key: &str,
     base: &Path,
     authenticators: &[(String, std::sync::Arc<crate::policy::authn::Authenticator>)],
+    global_quotas: Quotas,
     issues: &mut Issues,
 ) -> Option<ListenerConfig> {
     let auth_line = l.authentication.as_ref().map_or(l.bind.referenced.line(), |a| a.referenced.line());
@@ -225,6 +231,10 @@ fn listener(
     });
     let proxy_protocol = l.proxy_protocol.as_ref().is_some_and(|p| p.value);
     let max_connections = count(l.max_connections.as_ref(), &format!("{key}.max_connections"), issues);
+    let quotas = match l.limits.as_ref() {
+        Some(ll) => super::quotas::quotas(ll.into(), global_quotas, &format!("{key}.limits"), issues),
+        None => global_quotas,
+    };
     Some(ListenerConfig {
         name: l.name.value,
         bind: bind?,
@@ -233,6 +243,7 @@ fn listener(
         websocket_path,
         proxy_protocol,
         max_connections,
+        quotas,
     })
 }
 

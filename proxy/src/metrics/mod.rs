@@ -66,6 +66,12 @@ pub struct RuleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    /// The quota's config key (`max_topic_levels`, `max_inflight`, …).
+    pub quota: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -166,6 +172,7 @@ pub struct Metrics {
     pub authentication_seconds: Histogram,
     acl_decisions: Family<AclLabels, Counter>,
     acl_rule_matches: Family<RuleLabels, Counter>,
+    quota_exceeded: Family<QuotaLabels, Counter>,
 }
 
 impl Metrics {
@@ -224,6 +231,13 @@ impl Metrics {
             acl_rule_matches.clone(),
         );
 
+        let quota_exceeded = Family::<QuotaLabels, Counter>::default();
+        registry.register(
+            "quota_exceeded",
+            "Packets or connections refused because a quota was exceeded, by quota",
+            quota_exceeded.clone(),
+        );
+
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
                 packets.get_or_create_owned(&PacketLabels { direction: d.as_str(), r#type: t.as_str() })
@@ -247,6 +261,7 @@ impl Metrics {
             authentication_seconds,
             acl_decisions,
             acl_rule_matches,
+            quota_exceeded,
         })
     }
 
@@ -281,6 +296,11 @@ impl Metrics {
     /// The match counter of one ACL rule (rule ids are a bounded, user-chosen set).
     pub fn acl_rule_counter(&self, rule: &str) -> Counter {
         self.acl_rule_matches.get_or_create_owned(&RuleLabels { rule: rule.to_string() })
+    }
+
+    /// One quota violation (only on the refusal path, so the lookup is not per forwarded packet).
+    pub fn quota_exceeded(&self, quota: &'static str) {
+        self.quota_exceeded.get_or_create(&QuotaLabels { quota }).inc();
     }
 
     /// Prometheus text exposition.

@@ -8,6 +8,7 @@ mod client;
 mod connect;
 mod io;
 mod pending;
+mod quota;
 mod relay;
 mod rewrite;
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BrokerIdentity, Limits, Timeouts, UpstreamConfig};
+use crate::config::{BrokerIdentity, Limits, Quotas, Timeouts, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::policy::Chain;
 
@@ -32,6 +33,18 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the process starts its graceful shutdown.
     pub shutdown: CancellationToken,
+    /// Each listener's effective quotas (global `limits:` with its overrides), by listener name.
+    pub listener_quotas: Vec<(Arc<str>, Quotas)>,
+}
+
+impl Context {
+    /// The quotas of `listener` (looked up once per connection; few listeners, so a scan).
+    pub fn quotas_for(&self, listener: &str) -> Quotas {
+        self.listener_quotas
+            .iter()
+            .find(|(name, _)| &**name == listener)
+            .map_or(self.limits.quotas, |(_, q)| *q)
+    }
 }
 
 /// Smallest read buffer (and top-up) per direction.

@@ -19,11 +19,14 @@ use super::alias::AliasMap;
 use super::connect::LAST_WORDS;
 use super::io::{reserve_read, write_within};
 use super::pending::{DeniedQos2, PendingSubacks};
+use super::quota::{Inflight, Subscriptions};
+use super::rewrite::ConnackQuotas;
 use super::{Context, QUEUE_CAP};
 use crate::codec::Frame;
 use crate::codec::{
     encode_connack, encode_disconnect, split_frame, PacketType, ProtocolVersion, ReasonCode, Split,
 };
+use crate::config::Quotas;
 use crate::metrics::Direction;
 use crate::policy::limits::TokenBucket;
 use crate::policy::{SessionChain, SessionInfo};
@@ -112,6 +115,12 @@ pub(crate) struct Relay {
     held: Option<Frame>,
     /// Until when moat stops reading from the client (rate limit backpressure).
     throttled_until: Option<Instant>,
+    /// This listener's quotas and the state they need (see `quota.rs`).
+    pub(super) quotas: Quotas,
+    pub(super) inflight: Option<Inflight>,
+    pub(super) subscriptions: Option<Subscriptions>,
+    /// What the v5 CONNACK must tell the client about its quotas.
+    pub(super) connack_quotas: ConnackQuotas,
 }
 
 impl Relay {
@@ -142,7 +151,24 @@ impl Relay {
             connack_seen: false,
             held: None,
             throttled_until: None,
+            quotas: Quotas::default(),
+            inflight: None,
+            subscriptions: None,
+            connack_quotas: ConnackQuotas::default(),
         }
+    }
+
+    /// Installs the listener's quotas; `clamped_keep_alive` is set when the keep-alive bounds
+    /// changed the client's value (a v5 client is told in CONNACK).
+    pub(super) fn set_quotas(&mut self, quotas: Quotas, clamped_keep_alive: Option<u16>) {
+        self.inflight = quotas.max_inflight.map(Inflight::new);
+        self.subscriptions = quotas.max_subscriptions.map(Subscriptions::new);
+        self.connack_quotas = ConnackQuotas {
+            server_keep_alive: clamped_keep_alive,
+            receive_maximum: quotas.max_inflight,
+            no_shared_subscriptions: !quotas.shared_subscriptions,
+        };
+        self.quotas = quotas;
     }
 
     pub(super) fn version(&self) -> ProtocolVersion {
