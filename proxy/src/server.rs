@@ -18,7 +18,7 @@ use crate::policy::ban_filter::BanFilter;
 use crate::policy::flapping_filter::FlappingFilter;
 use crate::policy::limits::ConnectionLimits;
 use crate::policy::{Chain, Filter};
-use crate::session::Context;
+use crate::session::{Context, NodeBuckets, TrafficPlan};
 use crate::transport::{self, Listener};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,15 @@ impl Server {
                 .iter()
                 .map(|l| (Arc::from(l.name.as_str()), l.quotas))
                 .collect(),
+            listener_traffic: {
+                let node = NodeBuckets::new(&config.limits);
+                let max = config.limits.max_packet_size;
+                config
+                    .listeners
+                    .iter()
+                    .map(|l| (Arc::from(l.name.as_str()), TrafficPlan::new(&l.rates, &node, max)))
+                    .collect()
+            },
         });
         let mut listeners = Vec::new();
         let pool = AuthChain::verification_pool();

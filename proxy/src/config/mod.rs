@@ -5,6 +5,7 @@ mod error;
 mod model;
 mod policies;
 mod quotas;
+mod rates;
 mod raw;
 mod validate;
 

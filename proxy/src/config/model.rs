@@ -70,6 +70,8 @@ pub struct ListenerConfig {
     pub max_connections: Option<usize>,
     /// The global `limits:` quotas with this listener's `limits:` overrides applied.
     pub quotas: Quotas,
+    /// The global rates with this listener's overrides applied.
+    pub rates: Rates,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +147,28 @@ pub struct Limits {
     pub publish_rate: Option<RateSpec>,
     /// Global quota defaults (each listener carries its effective copy in [`ListenerConfig`]).
     pub quotas: Quotas,
+    /// Global rate defaults (each listener carries its effective copy in [`ListenerConfig`]).
+    pub rates: Rates,
+    /// Whole-node PUBLISH rates, shared by every connection of every listener.
+    pub node_publish_rate: Option<RateSpec>,
+    pub node_publish_bytes_rate: Option<RateSpec>,
+}
+
+/// Rate limits, EMQX-style hierarchical: a PUBLISH needs tokens from its connection's bucket, its
+/// listener's bucket and the node's bucket; missing tokens stop moat reading from the client
+/// (backpressure), nothing is dropped. `None` = no limit at that level.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rates {
+    /// PUBLISH packets / bytes per second, per connection.
+    pub publish_rate: Option<RateSpec>,
+    pub publish_bytes_rate: Option<RateSpec>,
+    /// PUBLISH packets / bytes per second, all connections of one listener together.
+    pub listener_publish_rate: Option<RateSpec>,
+    pub listener_publish_bytes_rate: Option<RateSpec>,
+    /// Connection attempts per second on one listener, and per source IP on it; checked on
+    /// accept, before TLS.
+    pub connection_rate: Option<RateSpec>,
+    pub connection_rate_per_ip: Option<RateSpec>,
 }
 
 /// Per-client quotas. Exceeding one is answered with the v5 reason code (0x97, 0x9E, 0x85, 0x93)

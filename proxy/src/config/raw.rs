@@ -128,6 +128,19 @@ pub(crate) struct RawListenerLimits {
     pub keepalive_max: Option<S<String>>,
     #[serde(default)]
     pub shared_subscriptions: Option<S<bool>>,
+    // Rates (see `config/rates.rs`).
+    #[serde(default)]
+    pub publish_rate: Option<S<String>>,
+    #[serde(default)]
+    pub publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub listener_publish_rate: Option<S<String>>,
+    #[serde(default)]
+    pub listener_publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub connection_rate: Option<S<String>>,
+    #[serde(default)]
+    pub connection_rate_per_ip: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +217,22 @@ pub(crate) struct RawLimits {
     pub keepalive_max: Option<S<String>>,
     #[serde(default)]
     pub shared_subscriptions: Option<S<bool>>,
+    // Rates: per connection (`publish_rate` above), per listener (a default each listener's own
+    // bucket starts from) and for the whole node.
+    #[serde(default)]
+    pub publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub listener_publish_rate: Option<S<String>>,
+    #[serde(default)]
+    pub listener_publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub node_publish_rate: Option<S<String>>,
+    #[serde(default)]
+    pub node_publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub connection_rate: Option<S<String>>,
+    #[serde(default)]
+    pub connection_rate_per_ip: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -198,3 +198,30 @@ fn node_keys_are_not_listener_keys() {
     let found = issues(&with_anon(&format!("{PLAIN}    limits:\n      max_connections_per_ip: 3\n")));
     assert_eq!(found[0].key, "max_connections_per_ip", "{found:?}");
 }
+
+#[test]
+fn rates_default_and_listener_overrides() {
+    let c = load_text(&with_anon(&format!(
+        "{PLAIN}    limits:\n      publish_rate: infinity\n      connection_rate: \"10/s, burst 20\"\n\
+         limits:\n  publish_rate: 100/s\n  publish_bytes_rate: 10MB/m\n  node_publish_rate: 1000/s\n"
+    )))
+    .expect("valid");
+    let r = c.listeners[0].rates;
+    assert_eq!(r.publish_rate.map(|s| s.rate), Some(crate::policy::limits::Rate::Infinity));
+    assert_eq!(
+        r.publish_bytes_rate.map(|s| s.rate),
+        Some(crate::policy::limits::Rate::PerSecond(1e7 / 60.0))
+    );
+    assert_eq!(r.connection_rate.and_then(|s| s.burst), Some(20.0));
+    assert!(c.limits.node_publish_rate.is_some());
+}
+
+#[test]
+fn rate_errors_name_line_and_key() {
+    let found = issues(&with_anon(&format!(
+        "{PLAIN}    limits:\n      connection_rate_per_ip: 5/fortnight\nlimits:\n  node_publish_bytes_rate: 0/s\n"
+    )));
+    let keys: Vec<(&str, u64)> = found.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert!(keys.contains(&("listeners[0].limits.connection_rate_per_ip", 6)), "{found:?}");
+    assert!(keys.contains(&("limits.node_publish_bytes_rate", 8)), "{found:?}");
+}

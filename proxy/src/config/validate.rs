@@ -45,6 +45,20 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         Some(l) => super::quotas::quotas(l.into(), Quotas::default(), "limits", issues),
         None => Quotas::default(),
     };
+    let rates = match raw.limits.as_ref() {
+        Some(l) => super::rates::rates(l.into(), Rates::default(), "limits", issues),
+        None => Rates::default(),
+    };
+    let node_publish_rate = super::rates::rate(
+        raw.limits.as_ref().and_then(|l| l.node_publish_rate.as_ref()),
+        "limits.node_publish_rate",
+        issues,
+    );
+    let node_publish_bytes_rate = super::rates::rate(
+        raw.limits.as_ref().and_then(|l| l.node_publish_bytes_rate.as_ref()),
+        "limits.node_publish_bytes_rate",
+        issues,
+    );
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
@@ -52,7 +66,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
     let mut names = std::collections::HashSet::new();
     for (i, l) in raw.listeners.value.into_iter().enumerate() {
         let key = format!("listeners[{i}]");
-        if let Some(compiled) = listener(l, &key, &base, &authenticators, quotas, issues) {
+        if let Some(compiled) = listener(l, &key, &base, &authenticators, (quotas, rates), issues) {
             if !names.insert(compiled.name.clone()) {
                 issues.push(0, format!("{key}.name"), format!("duplicate listener name `{}`", compiled.name));
             }
@@ -96,15 +110,8 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         "limits.max_connections_per_ip",
         issues,
     );
-    let publish_rate = raw.limits.as_ref().and_then(|l| l.publish_rate.as_ref()).and_then(|r| {
-        match crate::policy::limits::parse_rate_spec(&r.value) {
-            Ok(spec) => Some(spec),
-            Err(e) => {
-                issues.push(r.referenced.line(), "limits.publish_rate", e.to_string());
-                None
-            }
-        }
-    });
+    // Parsed (and reported) with the other rates.
+    let publish_rate = rates.publish_rate;
     let max_packet_size = match raw.limits.and_then(|l| l.max_packet_size) {
         Some(m) if m.value < 64 || m.value > MQTT_MAX_PACKET_SIZE => {
             issues.push(
@@ -147,6 +154,9 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             max_connections_per_ip,
             publish_rate,
             quotas,
+            rates,
+            node_publish_rate,
+            node_publish_bytes_rate,
         },
         admin: AdminConfig { bind: admin_bind? },
         log_format,
@@ -165,7 +175,7 @@ fn listener(
     key: &str,
     base: &Path,
     authenticators: &[(String, std::sync::Arc<crate::policy::authn::Authenticator>)],
-    global_quotas: Quotas,
+    (global_quotas, global_rates): (Quotas, Rates),
     issues: &mut Issues,
 ) -> Option<ListenerConfig> {
     let auth_line = l.authentication.as_ref().map_or(l.bind.referenced.line(), |a| a.referenced.line());
@@ -235,6 +245,10 @@ fn listener(
         Some(ll) => super::quotas::quotas(ll.into(), global_quotas, &format!("{key}.limits"), issues),
         None => global_quotas,
     };
+    let rates = match l.limits.as_ref() {
+        Some(ll) => super::rates::rates(ll.into(), global_rates, &format!("{key}.limits"), issues),
+        None => global_rates,
+    };
     Some(ListenerConfig {
         name: l.name.value,
         bind: bind?,
@@ -244,6 +258,7 @@ fn listener(
         proxy_protocol,
         max_connections,
         quotas,
+        rates,
     })
 }
 

@@ -11,6 +11,7 @@ mod pending;
 mod quota;
 mod relay;
 mod rewrite;
+mod traffic;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::policy::Chain;
 
 pub use connect::run;
+pub use traffic::{NodeBuckets, TrafficPlan};
 
 /// Everything a session needs, shared by all sessions of the process.
 pub struct Context {
@@ -35,9 +37,16 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Each listener's effective quotas (global `limits:` with its overrides), by listener name.
     pub listener_quotas: Vec<(Arc<str>, Quotas)>,
+    /// Each listener's PUBLISH rate limits (`None`: none at any level), by listener name.
+    pub listener_traffic: Vec<(Arc<str>, Option<TrafficPlan>)>,
 }
 
 impl Context {
+    /// The PUBLISH rate limits of `listener` (looked up once per connection).
+    pub fn traffic_for(&self, listener: &str) -> Option<&TrafficPlan> {
+        self.listener_traffic.iter().find(|(name, _)| &**name == listener).and_then(|(_, t)| t.as_ref())
+    }
+
     /// The quotas of `listener` (looked up once per connection; few listeners, so a scan).
     pub fn quotas_for(&self, listener: &str) -> Quotas {
         self.listener_quotas

@@ -28,7 +28,7 @@ use crate::codec::{
 };
 use crate::config::Quotas;
 use crate::metrics::Direction;
-use crate::policy::limits::TokenBucket;
+use crate::policy::limits::{ConnBuckets, TrafficLimiter};
 use crate::policy::{SessionChain, SessionInfo};
 
 /// What to do with a frame after the filters have seen it.
@@ -109,8 +109,8 @@ pub(crate) struct Relay {
     pub(super) assigned_client_id: Option<String>,
     /// The broker's CONNACK has been relayed to the client.
     pub(super) connack_seen: bool,
-    /// `limits.publish_rate` for this connection.
-    publish_bucket: Option<TokenBucket>,
+    /// PUBLISH rate limits (connection, listener, node levels) for this connection.
+    traffic: Option<(TrafficLimiter, ConnBuckets)>,
     /// A PUBLISH that waits for a token, processed before anything else is read.
     held: Option<Frame>,
     /// Until when moat stops reading from the client (rate limit backpressure).
@@ -132,8 +132,7 @@ impl Relay {
         keep_alive: u16,
         client_alias_max: u16,
     ) -> Self {
-        let publish_bucket =
-            ctx.limits.publish_rate.map(|spec| TokenBucket::new(spec.rate, spec.burst_or_default()));
+        let traffic = ctx.traffic_for(&session.peer.listener).map(|plan| plan.session());
         let mut outbound_aliases = AliasMap::default();
         outbound_aliases.set_max(client_alias_max);
         Self {
@@ -145,7 +144,7 @@ impl Relay {
             outbound_aliases,
             denied_inbound_qos2: DeniedQos2::default(),
             denied_outbound_qos2: DeniedQos2::default(),
-            publish_bucket,
+            traffic,
             pending_subacks: PendingSubacks::default(),
             assigned_client_id: None,
             connack_seen: false,
@@ -340,11 +339,12 @@ impl Relay {
                 },
             };
             if frame.packet_type() == PacketType::Publish {
-                if let Some(bucket) = self.publish_bucket.as_mut() {
+                if let Some((limiter, conn)) = self.traffic.as_mut() {
                     let now = Instant::now();
-                    if let Err(wait) = bucket.try_take(1.0, now) {
-                        // Backpressure, not loss: keep the PUBLISH and stop reading until a token
-                        // is due. A wait of Duration::MAX cannot happen for one message (burst ≥ 1).
+                    if let Err(wait) = limiter.take_message(conn, frame.len() as f64, now) {
+                        // Backpressure, not loss: keep the PUBLISH and stop reading until tokens
+                        // are due at every level. A wait of Duration::MAX cannot happen: message
+                        // bursts are ≥ 1 and byte bursts ≥ max_packet_size (`traffic.rs`).
                         self.held = Some(frame);
                         self.throttled_until = Some(now + wait.min(Duration::from_secs(3600)));
                         return None;
