@@ -152,6 +152,8 @@ pub struct Limits {
     /// Whole-node PUBLISH rates, shared by every connection of every listener.
     pub node_publish_rate: Option<RateSpec>,
     pub node_publish_bytes_rate: Option<RateSpec>,
+    /// A client whose outbound queue stays full this long is disconnected (v5 DISCONNECT 0x97).
+    pub slow_consumer_timeout: Option<Duration>,
 }
 
 /// Rate limits, EMQX-style hierarchical: a PUBLISH needs tokens from its connection's bucket, its

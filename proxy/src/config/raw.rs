@@ -233,6 +233,8 @@ pub(crate) struct RawLimits {
     pub connection_rate: Option<S<String>>,
     #[serde(default)]
     pub connection_rate_per_ip: Option<S<String>>,
+    #[serde(default)]
+    pub slow_consumer_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

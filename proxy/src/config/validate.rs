@@ -59,6 +59,11 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         "limits.node_publish_bytes_rate",
         issues,
     );
+    let slow_consumer_timeout = raw
+        .limits
+        .as_ref()
+        .and_then(|l| l.slow_consumer_timeout.clone())
+        .map(|d| duration(Some(d), "limits.slow_consumer_timeout", 30, issues));
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
@@ -157,6 +162,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             rates,
             node_publish_rate,
             node_publish_bytes_rate,
+            slow_consumer_timeout,
         },
         admin: AdminConfig { bind: admin_bind? },
         log_format,

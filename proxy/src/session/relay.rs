@@ -205,6 +205,10 @@ impl Relay {
         tokio::pin!(connack_deadline);
         let throttle = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(throttle);
+        let slow_consumer_timeout = self.ctx.limits.slow_consumer_timeout;
+        let mut backlogged_since: Option<tokio::time::Instant> = None;
+        let slow_consumer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(slow_consumer);
 
         // Frames the client pipelined behind CONNECT stay in `cbuf` until the broker's CONNACK has
         // been relayed: nothing moat answers may reach the client before its CONNACK.
@@ -223,9 +227,30 @@ impl Relay {
                 close = Some(None);
                 break;
             }
+            // Arm the throttle for the wait the limiter asked for (an elapsed sleep left as it was
+            // would fire at once on every turn: a busy loop for as long as the client is throttled).
+            if let Some(until) = self.throttled_until {
+                let until = tokio::time::Instant::from_std(until);
+                if throttle.deadline() != until {
+                    throttle.as_mut().reset(until);
+                }
+            }
             let read_client =
                 !client_eof && !finishing && !awaiting_connack && q.to_upstream.len() < QUEUE_CAP;
             let read_upstream = !finishing && q.to_client.len() < QUEUE_CAP;
+            // Slow consumer: the queue toward the client has stayed full (moat stopped reading
+            // from the broker for it) since `backlogged_since`.
+            match (read_upstream || finishing, backlogged_since) {
+                (true, _) => backlogged_since = None,
+                (false, None) => {
+                    let now = tokio::time::Instant::now();
+                    backlogged_since = Some(now);
+                    if let Some(limit) = slow_consumer_timeout {
+                        slow_consumer.as_mut().reset(now + limit);
+                    }
+                }
+                (false, Some(_)) => {}
+            }
             if read_client {
                 reserve_read(&mut cbuf);
             }
@@ -283,6 +308,14 @@ impl Relay {
                     // The client was sending; moat chose not to read. That is not idleness.
                     last_seen = Instant::now();
                     close = self.drain_client(&mut cbuf, &mut q, max);
+                }
+                _ = &mut slow_consumer, if backlogged_since.is_some() && slow_consumer_timeout.is_some() => {
+                    // The `force_shutdown` of EMQX: the client does not read what it subscribed to.
+                    // 0x97 (quota exceeded): an administrative limit on what moat buffers for this
+                    // client was exceeded by the client; 0x89 "server busy" would blame the server
+                    // and invite an immediate reconnect into the same state.
+                    super::quota::record(&self.ctx.metrics, "slow_consumer_timeout", "outbound queue full");
+                    close = Some(Some(ReasonCode::QuotaExceeded));
                 }
                 _ = &mut connack_deadline, if awaiting_connack => {
                     info!("no CONNACK from the broker in time");
