@@ -19,6 +19,7 @@ use crate::policy::flapping_filter::FlappingFilter;
 use crate::policy::limits::ConnectionLimits;
 use crate::policy::{Chain, Filter};
 use crate::session::{Context, NodeBuckets, TrafficPlan};
+use crate::transport::overload::Overload;
 use crate::transport::{self, Listener};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,9 @@ impl Server {
             filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone(), config.acl_check_delivery)));
         }
         let chain = if filters.is_empty() { Chain::allow_all() } else { Chain::new(filters) };
+        let conn_limits =
+            ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
+        let overload = config.overload.map(|o| Overload::new(o, conn_limits.clone(), metrics.clone()));
         let ctx = Arc::new(Context {
             upstream: config.upstream.clone(),
             timeouts: config.timeouts,
@@ -75,11 +79,10 @@ impl Server {
                     .map(|l| (Arc::from(l.name.as_str()), TrafficPlan::new(&l.rates, &node, max)))
                     .collect()
             },
+            overload,
         });
         let mut listeners = Vec::new();
         let pool = AuthChain::verification_pool();
-        let conn_limits =
-            ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
         for l in &config.listeners {
             let authenticators = l
                 .authentication
@@ -113,6 +116,13 @@ impl Server {
         let tracker = TaskTracker::new();
         for l in self.listeners {
             tokio::spawn(l.serve(self.ctx.clone(), tracker.clone()));
+        }
+        if let Some(overload) = &self.ctx.overload {
+            tokio::spawn(overload.clone().monitor(
+                self.ctx.upstream.address.clone(),
+                self.ctx.upstream.connect_timeout,
+                self.ctx.shutdown.clone(),
+            ));
         }
         let mut admin = tokio::spawn(admin::serve(self.admin, self.admin_state, self.ctx.shutdown.clone()));
         info!("moat ready");

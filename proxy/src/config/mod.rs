@@ -3,6 +3,7 @@
 mod duration;
 mod error;
 mod model;
+mod overload;
 mod policies;
 mod quotas;
 mod rates;

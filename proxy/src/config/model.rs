@@ -36,6 +36,23 @@ pub struct Config {
     /// Where runtime bans are kept (survive restarts).
     pub ban_store: Option<PathBuf>,
     pub flapping: Option<FlappingSettings>,
+    /// Overload protection; `None` when the `overload:` block is absent.
+    pub overload: Option<OverloadConfig>,
+}
+
+/// Thresholds past which new connections are refused while existing sessions keep flowing;
+/// everything returns to normal by itself once the condition clears.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverloadConfig {
+    /// Open connections (all listeners) at or above which new ones are closed before TLS.
+    pub max_connections: Option<usize>,
+    /// Resident memory of the moat process, in bytes, above which new connections are closed
+    /// before TLS (sampled every `check_interval`).
+    pub max_memory: Option<u64>,
+    /// Refuse new clients (CONNACK 0x89 / 3.1.1 3) without dialing while the upstream is down.
+    pub upstream_unhealthy: bool,
+    /// How often memory is sampled and a down upstream is probed.
+    pub check_interval: Duration,
 }
 
 /// What the broker is told about the client in the forwarded CONNECT (trap 5).

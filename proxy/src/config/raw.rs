@@ -30,6 +30,21 @@ pub(crate) struct RawConfig {
     pub bans: Option<RawBans>,
     #[serde(default)]
     pub flapping: Option<RawFlapping>,
+    #[serde(default)]
+    pub overload: Option<RawOverload>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOverload {
+    #[serde(default)]
+    pub max_connections: Option<S<u64>>,
+    #[serde(default)]
+    pub max_memory: Option<S<String>>,
+    #[serde(default)]
+    pub upstream_unhealthy: Option<S<bool>>,
+    #[serde(default)]
+    pub check_interval: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

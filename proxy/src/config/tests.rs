@@ -225,3 +225,21 @@ fn rate_errors_name_line_and_key() {
     assert!(keys.contains(&("listeners[0].limits.connection_rate_per_ip", 6)), "{found:?}");
     assert!(keys.contains(&("limits.node_publish_bytes_rate", 8)), "{found:?}");
 }
+
+#[test]
+fn overload_block() {
+    let c = load_text(&with_anon(&format!(
+        "{PLAIN}overload:\n  max_connections: 1000\n  max_memory: 512MiB\n  upstream_unhealthy: true\n\
+         limits:\n  slow_consumer_timeout: 5s\n"
+    )))
+    .expect("valid");
+    let o = c.overload.expect("overload");
+    assert_eq!(o.max_memory, Some(512 << 20));
+    assert_eq!(o.max_connections, Some(1000));
+    assert!(o.upstream_unhealthy);
+    assert_eq!(c.limits.slow_consumer_timeout, Some(std::time::Duration::from_secs(5)));
+    let found = issues(&with_anon(&format!("{PLAIN}overload:\n  max_memory: lots\n  check_interval: 0s\n")));
+    let keys: Vec<(&str, u64)> = found.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert!(keys.contains(&("overload.max_memory", 6)), "{found:?}");
+    assert!(keys.contains(&("overload.check_interval", 7)), "{found:?}");
+}

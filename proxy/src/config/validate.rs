@@ -64,6 +64,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         .as_ref()
         .and_then(|l| l.slow_consumer_timeout.clone())
         .map(|d| duration(Some(d), "limits.slow_consumer_timeout", 30, issues));
+    let overload = raw.overload.map(|o| super::overload::overload(o, issues));
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
@@ -173,6 +174,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         bans,
         ban_store,
         flapping,
+        overload,
     })
 }
 

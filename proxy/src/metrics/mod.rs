@@ -173,6 +173,8 @@ pub struct Metrics {
     acl_decisions: Family<AclLabels, Counter>,
     acl_rule_matches: Family<RuleLabels, Counter>,
     quota_exceeded: Family<QuotaLabels, Counter>,
+    overload_refusals: Family<KindLabels, Counter>,
+    resident_memory: Gauge,
 }
 
 impl Metrics {
@@ -238,6 +240,19 @@ impl Metrics {
             quota_exceeded.clone(),
         );
 
+        let overload_refusals = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "overload_refusals",
+            "New connections refused by overload protection, by kind (connections, memory, upstream)",
+            overload_refusals.clone(),
+        );
+        let resident_memory = Gauge::default();
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of the moat process, as last sampled by overload protection",
+            resident_memory.clone(),
+        );
+
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
                 packets.get_or_create_owned(&PacketLabels { direction: d.as_str(), r#type: t.as_str() })
@@ -262,6 +277,8 @@ impl Metrics {
             acl_decisions,
             acl_rule_matches,
             quota_exceeded,
+            overload_refusals,
+            resident_memory,
         })
     }
 
@@ -301,6 +318,15 @@ impl Metrics {
     /// One quota violation (only on the refusal path, so the lookup is not per forwarded packet).
     pub fn quota_exceeded(&self, quota: &'static str) {
         self.quota_exceeded.get_or_create(&QuotaLabels { quota }).inc();
+    }
+
+    /// One connection refused by overload protection.
+    pub fn overload_refusal(&self, kind: &'static str) {
+        self.overload_refusals.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    pub fn set_resident_memory(&self, bytes: u64) {
+        self.resident_memory.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Prometheus text exposition.

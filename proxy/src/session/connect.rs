@@ -207,7 +207,16 @@ where
         }
     };
 
-    let upstream = match upstream::dial(&ctx.upstream.address, ctx.upstream.connect_timeout).await {
+    if let Some(reason) = ctx.overload.as_ref().and_then(|o| o.admit_session().err()) {
+        info!(reason = reason.label(), "upstream marked down, refused without dialing");
+        refuse(&mut client, version, ReasonCode::ServerBusy).await;
+        return Err(ConnResult::UpstreamUnavailable);
+    }
+    let dialed = upstream::dial(&ctx.upstream.address, ctx.upstream.connect_timeout).await;
+    if let Some(overload) = &ctx.overload {
+        overload.upstream_result(dialed.is_ok());
+    }
+    let upstream = match dialed {
         Ok((stream, took)) => {
             ctx.metrics.upstream_connect_seconds.observe(took.as_secs_f64());
             stream

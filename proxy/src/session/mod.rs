@@ -39,6 +39,8 @@ pub struct Context {
     pub listener_quotas: Vec<(Arc<str>, Quotas)>,
     /// Each listener's PUBLISH rate limits (`None`: none at any level), by listener name.
     pub listener_traffic: Vec<(Arc<str>, Option<TrafficPlan>)>,
+    /// Overload protection, when configured.
+    pub overload: Option<Arc<crate::transport::overload::Overload>>,
 }
 
 impl Context {

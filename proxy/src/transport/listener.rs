@@ -109,6 +109,12 @@ impl Listener {
                     continue;
                 }
             }
+            // Overload: refuse before any TLS work; sessions already open are untouched.
+            if let Some(reason) = ctx.overload.as_ref().and_then(|o| o.admit().err()) {
+                debug!(%peer, reason = reason.label(), "overloaded, connection refused");
+                ctx.metrics.connection(&self.name, ConnResult::Denied);
+                continue;
+            }
             tracker.spawn(handle(
                 tcp,
                 info,
