@@ -250,3 +250,52 @@ async fn keep_alive_bounds() {
     v3.keep_alive = 2;
     assert_eq!(connack(&env, &v3).await.connack_code(), Some(0));
 }
+
+/// A real client library (rumqttc v5) reads the Receive Maximum moat announces and keeps to it:
+/// 20 concurrent QoS 1 publishes all arrive, and the session is never cut for exceeding it.
+#[tokio::test]
+async fn rumqttc_keeps_to_the_announced_receive_maximum() {
+    let env = env().await;
+    let topic = unique("rq");
+    let client =
+        moat_e2e::v5::Client::connect(env.v5_options(&unique("rq"), env.tls())).await.expect("connect");
+    let sends = (0..20u8).map(|i| client.publish(&topic, moat_e2e::QoS::AtLeastOnce, false, vec![i]));
+    for r in futures_join_all(sends).await {
+        r.expect("every publish acknowledged");
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while env.sub.messages().iter().filter(|m| m.topic == topic).count() < 20 {
+        assert!(tokio::time::Instant::now() < deadline, "messages lost");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&env, "max_inflight").await, 0, "a well-behaved client was counted over the quota");
+    // And a SUBSCRIBE over max_subscriptions is refused to the library too.
+    client.subscribe("r/1", moat_e2e::QoS::AtMostOnce).await.expect("first");
+    client.subscribe("r/2", moat_e2e::QoS::AtMostOnce).await.expect("second");
+    let third = client.subscribe("r/3", moat_e2e::QoS::AtMostOnce).await;
+    assert!(format!("{third:?}").contains("QuotaExceeded"), "{third:?}");
+}
+
+/// Polls every future to completion concurrently (no extra dependency for join_all).
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut handles: Vec<_> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in handles.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}

@@ -275,3 +275,22 @@ async fn delivered_count(env: &Env, topic: &str, count: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn listener_override_infinity_lifts_the_global_rate() {
+    // Globally 10/s; this listener says `infinity`: 100 messages go through at once.
+    let env = Env::start_with(MoatOptions {
+        client_auth: ClientAuth::None,
+        policy_yaml: Some(format!("{ANONYMOUS_AUTH}limits:\n  publish_rate: \"10/s, burst 1\"\n")),
+        listener_extra: Some("    limits:\n      publish_rate: infinity\n".to_string()),
+        ..Default::default()
+    })
+    .await;
+    let topic = unique("inf");
+    let mut c = env.raw_connected(Version::V311, &unique("inf")).await;
+    let started = Instant::now();
+    publish_all(&mut c, &topic, 1, 100, 8).await;
+    let took = started.elapsed();
+    delivered(&env, &topic, 100).await;
+    assert!(took < Duration::from_secs(2), "the global 10/s still applied: {took:?}");
+}
