@@ -20,6 +20,13 @@ if ! python3 -c 'import paho.mqtt' 2>/dev/null; then
   echo "installing paho-mqtt"
   python3 -m pip install --quiet 'paho-mqtt>=2,<3' || python3 -m pip install --quiet --break-system-packages 'paho-mqtt>=2,<3'
 fi
+# The admin API is checked against its OpenAPI document by schemathesis.
+if ! command -v schemathesis >/dev/null; then
+  echo "installing schemathesis"
+  python3 -m pip install --quiet 'schemathesis>=4,<5' || python3 -m pip install --quiet --break-system-packages 'schemathesis>=4,<5'
+  # pyenv only exposes a new console script after a rehash.
+  if command -v pyenv >/dev/null; then pyenv rehash || true; fi
+fi
 
 # The end-to-end tests drive the real binary.
 cargo build --locked -p moat --bin moat

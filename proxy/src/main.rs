@@ -54,6 +54,8 @@ enum Command {
     /// Add or replace a user in a YAML password file (argon2id). The password is read from the
     /// terminal without echo, or as one line from standard input.
     Passwd { file: PathBuf, user: String },
+    /// Operate a running moat through its admin API (bans, clients, reload, status).
+    Ctl(moat::commands::ctl::CtlArgs),
     /// Work with ACL policies.
     Policy {
         #[command(subcommand)]
@@ -113,12 +115,29 @@ fn main() -> ExitCode {
         Command::Dev { dir, upstream, listen, admin } => dev(dir, upstream, listen, admin),
         Command::Passwd { file, user } => passwd(&file, &user),
         Command::Policy { command } => return policy(command),
+        Command::Ctl(args) => return ctl(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("moat: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn ctl(args: &moat::commands::ctl::CtlArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(moat::commands::ctl::run(args)).map_err(anyhow::Error::from));
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("moat ctl: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -250,7 +269,7 @@ fn run(path: &Path, log_format: Option<LogFormatArg>) -> anyhow::Result<()> {
     };
     init_logging(format);
     runtime()?.block_on(async {
-        let server = Server::bind(&config).await?;
+        let server = Server::bind(config).await?;
         server.serve(shutdown_signal()).await;
         Ok(())
     })
@@ -277,6 +296,7 @@ fn dev(
     };
     let dir = dir.canonicalize().unwrap_or(dir);
     moat::dev::write_dev_pki(&dir)?;
+    moat::dev::write_dev_admin_token(&dir).context("cannot write the dev admin token")?;
     let upstream = match upstream {
         Some(u) => u,
         None => moat::dev::start_embedded_broker()?.to_string(),
@@ -293,12 +313,13 @@ fn dev(
     };
     runtime()?.block_on(async {
         wait_for_upstream(&upstream).await;
-        let server = Server::bind(&config).await?;
+        let server = Server::bind(config).await?;
         let listen = server.listener_addrs().first().copied().unwrap_or(listen);
         println!("moat dev: PKI and config in {}", dir.display());
         println!("moat dev: MQTT over TLS on {listen}, admin API on http://{admin}, upstream {upstream}");
         println!();
         print!("{}", moat::dev::client_commands(&dir, listen));
+        print!("{}", moat::dev::ctl_commands(&dir, admin));
         println!();
         println!("moat dev ready (Ctrl-C to stop)");
         server.serve(shutdown_signal()).await;

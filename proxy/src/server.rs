@@ -3,22 +3,21 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::admin::{self, AdminState};
+use crate::admin;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::policy::acl_filter::AclFilter;
-use crate::policy::authn::AuthChain;
-use crate::policy::ban_filter::BanFilter;
-use crate::policy::flapping_filter::FlappingFilter;
+use crate::policy::bans::{BanStore, LiveBans};
 use crate::policy::limits::ConnectionLimits;
-use crate::policy::{Chain, Filter};
-use crate::session::{Context, NodeBuckets, TrafficPlan};
+use crate::policy::live::{Generation, LivePolicy};
+use crate::runtime::Runtime;
+use crate::session::{Context, NodeBuckets, Registry, TrafficPlan};
 use crate::transport::overload::Overload;
 use crate::transport::{self, Listener};
 
@@ -26,34 +25,40 @@ use crate::transport::{self, Listener};
 pub enum ServerError {
     #[error(transparent)]
     Listen(#[from] transport::ListenError),
+    #[error("bans: {0}")]
+    Bans(String),
+    #[error("admin API TLS: {0}")]
+    AdminTls(String),
     #[error("admin API: cannot bind {addr}: {source}")]
     Admin { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A proxy whose sockets are bound (so callers know the ports) but which is not serving yet.
 pub struct Server {
-    ctx: Arc<Context>,
+    runtime: Arc<Runtime>,
     listeners: Vec<Listener>,
     admin: TcpListener,
-    admin_state: AdminState,
+    admin_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
     /// Binds every listener and the admin API; fails before serving anything if one cannot bind.
-    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+    pub async fn bind(config: Config) -> Result<Self, ServerError> {
         let metrics = Metrics::new();
-        let mut filters: Vec<Arc<dyn Filter>> = Vec::new();
-        // Cheap and decisive first: bans, then the ACL.
-        if let Some(bans) = &config.bans {
-            filters.push(Arc::new(BanFilter::new(bans.clone(), metrics.clone())));
-        }
-        if let Some(flapping) = config.flapping {
-            filters.push(Arc::new(FlappingFilter::new(flapping, metrics.clone())));
-        }
-        if let Some(rules) = &config.acl {
-            filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone(), config.acl_check_delivery)));
-        }
-        let chain = if filters.is_empty() { Chain::allow_all() } else { Chain::new(filters) };
+        let generation = Generation::default();
+        let bans = match &config.bans {
+            Some(b) => {
+                let store = match &b.store {
+                    Some(path) => Some(BanStore::open(path).map_err(|e| ServerError::Bans(e.to_string()))?),
+                    None => None,
+                };
+                let live = LiveBans::new(b.file_bans.clone(), store, generation.clone())
+                    .map_err(|e| ServerError::Bans(e.to_string()))?;
+                Some(Arc::new(live))
+            }
+            None => None,
+        };
+        let (set, stateful) = Runtime::policy_parts(&config, bans.clone(), &metrics);
         let conn_limits =
             ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
         let overload = config.overload.map(|o| Overload::new(o, conn_limits.clone(), metrics.clone()));
@@ -61,8 +66,8 @@ impl Server {
             upstream: config.upstream.clone(),
             timeouts: config.timeouts,
             limits: config.limits,
-            chain,
-            broker_identity: config.broker_identity,
+            policy: LivePolicy::new(set, generation),
+            registry: Arc::new(Registry::default()),
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
             listener_quotas: config
@@ -82,23 +87,23 @@ impl Server {
             overload,
         });
         let mut listeners = Vec::new();
-        let pool = AuthChain::verification_pool();
         for l in &config.listeners {
-            let authenticators = l
-                .authentication
-                .iter()
-                .filter_map(|&i| config.authenticators.get(i))
-                .map(|(_, a)| a.clone())
-                .collect();
-            listeners.push(
-                transport::bind(l, AuthChain::new(authenticators, pool.clone()), conn_limits.clone()).await?,
-            );
+            listeners.push(transport::bind(l, conn_limits.clone()).await?);
         }
+        let admin_tls = match &config.admin.tls {
+            Some((cert, key)) => Some(admin::tls::server_config(cert, key).map_err(ServerError::AdminTls)?),
+            None => None,
+        };
         let admin = TcpListener::bind(config.admin.bind)
             .await
             .map_err(|source| ServerError::Admin { addr: config.admin.bind, source })?;
-        let admin_state = AdminState { metrics, upstream: config.upstream.clone() };
-        Ok(Self { ctx, listeners, admin, admin_state })
+        let runtime = Arc::new(Runtime::new(ctx, config, bans, stateful));
+        Ok(Self { runtime, listeners, admin, admin_tls })
+    }
+
+    /// The shared state the admin API and signal handlers act on.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.clone()
     }
 
     /// The bound addresses of the MQTT listeners, in config order.
@@ -113,31 +118,82 @@ impl Server {
     /// Serves until `stop` resolves, then shuts down gracefully: stop accepting, tell v5 clients
     /// (DISCONNECT 0x8B), wait up to the grace period for sessions to end.
     pub async fn serve(self, stop: impl Future<Output = ()>) {
+        let ctx = self.runtime.ctx.clone();
         let tracker = TaskTracker::new();
         for l in self.listeners {
-            tokio::spawn(l.serve(self.ctx.clone(), tracker.clone()));
+            tokio::spawn(l.serve(ctx.clone(), tracker.clone()));
         }
-        if let Some(overload) = &self.ctx.overload {
+        if let Some(overload) = &ctx.overload {
             tokio::spawn(overload.clone().monitor(
-                self.ctx.upstream.address.clone(),
-                self.ctx.upstream.connect_timeout,
-                self.ctx.shutdown.clone(),
+                ctx.upstream.address.clone(),
+                ctx.upstream.connect_timeout,
+                ctx.shutdown.clone(),
             ));
         }
-        let mut admin = tokio::spawn(admin::serve(self.admin, self.admin_state, self.ctx.shutdown.clone()));
+        let mut admin = tokio::spawn(admin::serve(
+            self.admin,
+            self.runtime.clone(),
+            self.admin_tls,
+            ctx.shutdown.clone(),
+        ));
+        let housekeeping = tokio::spawn(housekeeping(self.runtime.clone()));
+        let hangups = tokio::spawn(reload_on_sighup(self.runtime.clone()));
+        let watcher = crate::watch::spawn(self.runtime.clone());
         info!("moat ready");
         stop.await;
         info!("shutting down");
-        self.ctx.shutdown.cancel();
+        housekeeping.abort();
+        hangups.abort();
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        ctx.shutdown.cancel();
         tracker.close();
-        if tokio::time::timeout(self.ctx.timeouts.shutdown_grace, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(ctx.timeouts.shutdown_grace, tracker.wait()).await.is_err() {
             warn!(remaining = tracker.len(), "grace period over, closing remaining connections");
         }
         // The admin server drains its own connections; a client holding one open must not keep
         // the process alive past the grace period.
-        if tokio::time::timeout(self.ctx.timeouts.shutdown_grace, &mut admin).await.is_err() {
+        if tokio::time::timeout(ctx.timeouts.shutdown_grace, &mut admin).await.is_err() {
             admin.abort();
         }
+    }
+}
+
+/// How often expired runtime bans are purged from the store and the ban gauges refreshed.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
+async fn housekeeping(rt: Arc<Runtime>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Some(bans) = &rt.bans {
+            if let Err(e) = bans.purge_expired(crate::runtime::unix_now()) {
+                warn!(error = %e, "could not purge expired bans");
+            }
+        }
+        rt.refresh_ban_gauges();
+    }
+}
+
+/// SIGHUP reloads the configuration (as `POST /api/v1/reload` does).
+async fn reload_on_sighup(rt: Arc<Runtime>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            warn!("cannot listen for SIGHUP; reload through the admin API only");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            info!("SIGHUP: reloading");
+            let _ = rt.reload().await;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = rt;
     }
 }
 

@@ -118,7 +118,7 @@ fn forward_path_does_not_allocate_per_publish() {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.block_on(moat::server::Server::bind(&config)).expect("bind");
+    let server = runtime.block_on(moat::server::Server::bind(config)).expect("bind");
     let handle = runtime.spawn(server.serve(async {
         let _ = stop_rx.await;
     }));

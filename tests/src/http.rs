@@ -14,12 +14,30 @@ pub struct Response {
 
 /// GET http://127.0.0.1:`port``path`.
 pub async fn get(port: u16, path: &str) -> Result<Response> {
+    request(port, "GET", path, None, None).await
+}
+
+/// `method` http://127.0.0.1:`port``path` with an optional bearer token and JSON body.
+pub async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json_body: Option<&str>,
+) -> Result<Response> {
     tokio::time::timeout(Duration::from_secs(10), async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.context("connect admin")?;
-        s.write_all(
-            format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
+        let mut head = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        let body = json_body.unwrap_or("");
+        if json_body.is_some() {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body.as_bytes()).await?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await?;
         let text = String::from_utf8_lossy(&raw).into_owned();
@@ -38,7 +56,7 @@ pub async fn get(port: u16, path: &str) -> Result<Response> {
         Ok(Response { status, headers: head.to_string(), body })
     })
     .await
-    .map_err(|_| anyhow!("GET {path} timed out"))?
+    .map_err(|_| anyhow!("{method} {path} timed out"))?
 }
 
 fn dechunk(mut s: &str) -> Result<String> {
@@ -86,4 +104,44 @@ pub fn metric_lines<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with('{') || r.starts_with(' ')))
         .collect()
+}
+
+/// `method` https://localhost:`port``path` (TLS verified with `config`), bearer token optional.
+pub async fn request_tls(
+    port: u16,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<Response> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.context("connect admin")?;
+        let name = rustls_pki_types::ServerName::try_from("localhost".to_string()).context("name")?;
+        let mut s =
+            tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.context("TLS handshake")?;
+        let mut head = format!("{method} {path} HTTP/1.0\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        head.push_str("Content-Length: 0\r\n\r\n");
+        s.write_all(head.as_bytes()).await?;
+        let mut raw = Vec::new();
+        // A peer that closes without close_notify is fine here: the body is complete.
+        let _ = s.read_to_end(&mut raw).await;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no header end in {text:?}"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("bad status line in {head:?}"))?;
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(body)?
+        } else {
+            body.to_string()
+        };
+        Ok(Response { status, headers: head.to_string(), body })
+    })
+    .await
+    .map_err(|_| anyhow!("{method} {path} over TLS timed out"))?
 }

@@ -251,6 +251,10 @@ pub struct MoatOptions {
     pub websocket_path: Option<String>,
     /// Raw YAML lines added to the TLS listener itself (indent them by 4 spaces).
     pub listener_extra: Option<String>,
+    /// Raw YAML lines added inside the `admin:` block (indent them by 2 spaces).
+    pub admin_extra: Option<String>,
+    /// Serve the admin API over HTTPS with the test server certificate.
+    pub admin_tls: bool,
 }
 
 /// The policy part of configs that are not about authentication.
@@ -272,6 +276,8 @@ impl Default for MoatOptions {
             tls_extra: None,
             websocket_path: None,
             listener_extra: None,
+            admin_extra: None,
+            admin_tls: false,
         }
     }
 }
@@ -322,6 +328,16 @@ impl MoatOptions {
             y.push_str(&format!("limits:\n  max_packet_size: {m}\n"));
         }
         y.push_str(&format!("admin:\n  bind: \"127.0.0.1:{admin_port}\"\n"));
+        if let Some(extra) = &self.admin_extra {
+            y.push_str(extra);
+        }
+        if self.admin_tls {
+            y.push_str(&format!(
+                "  tls:\n    cert: \"{}\"\n    key: \"{}\"\n",
+                pki.server.cert.display(),
+                pki.server.key.display()
+            ));
+        }
         y.push_str(self.policy_yaml.as_deref().unwrap_or(ANONYMOUS_AUTH));
         y
     }

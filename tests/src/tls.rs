@@ -83,6 +83,26 @@ impl RawClient {
         .map_err(|_| anyhow!("connect + TLS handshake timed out"))?
     }
 
+    /// Like [`RawClient::connect`], from the loopback source address `source` (127.0.0.0/8 is
+    /// all local on Linux, so tests can play several hosts).
+    pub async fn connect_from(
+        port: u16,
+        config: Arc<rustls::ClientConfig>,
+        source: std::net::IpAddr,
+    ) -> Result<RawClient> {
+        let name = ServerName::try_from(LOCALHOST.to_string()).context("server name")?;
+        tokio::time::timeout(Duration::from_secs(10), async move {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(std::net::SocketAddr::new(source, 0)).context("bind source address")?;
+            let tcp = socket.connect(([127, 0, 0, 1], port).into()).await.context("tcp connect")?;
+            tcp.set_nodelay(true)?;
+            let stream = TlsConnector::from(config).connect(name, tcp).await.context("tls handshake")?;
+            Ok(RawClient { stream, buf: Vec::new(), eof: None })
+        })
+        .await
+        .map_err(|_| anyhow!("connect + TLS handshake timed out"))?
+    }
+
     /// Like [`RawClient::connect`], writing `preamble` on the TCP connection before the TLS
     /// handshake (a PROXY protocol header, as a load balancer would).
     pub async fn connect_with_preamble(

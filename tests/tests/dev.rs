@@ -237,6 +237,14 @@ async fn dev_embedded_broker_rumqttc_v311_roundtrip() {
     // Admin is up on --admin.
     let h = moat_e2e::http::get(dev.admin_port, "/healthz").await.unwrap();
     assert_eq!(h.status, 200);
+    // The printed `moat ctl` command works as written: token file, ban store.
+    let token = dev.dir.path().join("admin.token");
+    let mut cmd = tokio::process::Command::new(moat_e2e::moat_bin());
+    cmd.args(["ctl", "--url", &format!("http://127.0.0.1:{}", dev.admin_port), "--token-file"])
+        .arg(&token)
+        .args(["bans", "add", "clientid", "dev-banned", "--duration", "10m"]);
+    let out = moat_e2e::procs::run_with_timeout(cmd, Duration::from_secs(20)).await.unwrap();
+    assert!(out.status.success(), "moat ctl in dev: {}", String::from_utf8_lossy(&out.stderr));
     dev.sigint_exits_zero().await;
 }
 

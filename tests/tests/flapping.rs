@@ -45,3 +45,55 @@ async fn rotating_client_ids_get_the_address_banned() {
     assert_eq!(connack(&env, &unique("rotate")).await, Some(0x8A), "fourth connect from one address");
     assert!(RawClient::connect(env.moat.port, env.tls()).await.is_err(), "banned address completed TLS");
 }
+
+/// Password guessing: failed authentications are counted per source address and per username,
+/// whatever client ids the guesser rotates through. The address is then refused before TLS and
+/// the username refused from any address, while other users are unaffected.
+#[tokio::test]
+async fn repeated_authentication_failures_ban_the_address_and_the_username() {
+    use moat_e2e::policy::{connect_with, password_yaml, PolicyDir, BCRYPT_HASH, BCRYPT_PASSWORD};
+    let dir = PolicyDir::new();
+    // Both users have the bcrypt fixture's password.
+    let users = dir.write("users.yaml", &password_yaml(&[("alice", BCRYPT_HASH), ("bob", BCRYPT_HASH)]));
+    let env = Env::start_with(MoatOptions {
+        client_auth: ClientAuth::None,
+        policy_yaml: Some(format!(
+            "authentication:\n  - name: users\n    type: password_file\n    path: \"{}\"\n\
+             flapping:\n  max_count: 100\n  window: 1m\n  ban_time: 5m\n  auth_failure_max_count: 3\n",
+            users.display()
+        )),
+        ..Default::default()
+    })
+    .await;
+    let guesser: std::net::IpAddr = [127, 0, 0, 7].into();
+    let elsewhere: std::net::IpAddr = [127, 0, 0, 8].into();
+    let attempt = |source, user: &'static str, password: &'static [u8]| {
+        let tls = env.tls();
+        let port = env.moat.port;
+        async move {
+            let mut c = RawClient::connect_from(port, tls, source).await.ok()?;
+            c.send(&connect_with(Version::V5, &unique("guess"), Some(user), Some(password))).await.ok()?;
+            c.expect_packet(packets::CONNACK, Duration::from_secs(20)).await.ok()?.connack_code()
+        }
+    };
+    assert_eq!(attempt(guesser, "alice", b"guess-1").await, Some(0x86));
+    assert_eq!(attempt(guesser, "alice", b"guess-2").await, Some(0x86));
+    // The third failure bans both; it is itself answered as a failure.
+    assert_eq!(attempt(guesser, "alice", b"guess-3").await, Some(0x86));
+    assert!(
+        RawClient::connect_from(env.moat.port, env.tls(), guesser).await.is_err(),
+        "the guessing address still completes TLS"
+    );
+    assert_eq!(
+        attempt(elsewhere, "alice", BCRYPT_PASSWORD.as_bytes()).await,
+        Some(0x8A),
+        "alice is banned everywhere"
+    );
+    assert_eq!(
+        attempt(elsewhere, "bob", BCRYPT_PASSWORD.as_bytes()).await,
+        Some(0x00),
+        "bob is not affected"
+    );
+    let connects = env.tap.all_packets().iter().filter(|p| p.packet_type() == packets::CONNECT).count();
+    assert_eq!(connects, 1, "only bob reached the broker");
+}

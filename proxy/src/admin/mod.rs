@@ -1,5 +1,14 @@
-//! The admin HTTP API: health, readiness and metrics. It sees the proxy only through the same
-//! handles the sessions use (metrics registry, upstream settings).
+//! The admin HTTP API: health and readiness (open), metrics, and the `/api/v1` management
+//! endpoints (bearer tokens with `read` / `admin` scopes, see [`tokens`]). It acts on the proxy
+//! only through [`Runtime`]: the live policy, the ban list, the session registry and reload.
+
+mod auth;
+mod bans;
+mod clients;
+mod error;
+mod system;
+pub mod tls;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,43 +16,62 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::UpstreamConfig;
-use crate::metrics::Metrics;
+use crate::runtime::Runtime;
 use crate::transport::upstream;
+
+pub use error::ApiError;
 
 /// How long `/readyz` waits for the broker before calling the proxy not ready.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-#[derive(Clone)]
-pub struct AdminState {
-    pub metrics: Arc<Metrics>,
-    pub upstream: UpstreamConfig,
-}
+/// The OpenAPI description of every endpoint, checked against the real responses in tests.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
-pub fn router(state: AdminState) -> Router {
+pub fn router(rt: Arc<Runtime>) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/status", get(system::status))
+        .route("/api/v1/config", get(system::config))
+        .route("/api/v1/reload", post(system::reload))
+        .route("/api/v1/bans", get(bans::list).post(bans::add).delete(bans::clear))
+        .route("/api/v1/bans/{kind}/{who}", delete(bans::remove))
+        .route("/api/v1/clients", get(clients::list))
+        .route("/api/v1/clients/{clientid}", delete(clients::kick))
+        .route_layer(axum::middleware::from_fn_with_state(rt.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .merge(protected)
         .fallback(not_found)
-        .with_state(state)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(rt)
 }
 
-/// Serves until `shutdown` is cancelled.
+/// Serves until `shutdown` is cancelled, over HTTPS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
-    state: AdminState,
+    rt: Arc<Runtime>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    match tls {
+        Some(config) => {
+            tls::serve(listener, router(rt), config, shutdown).await;
+            Ok(())
+        }
+        None => {
+            axum::serve(listener, router(rt))
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        }
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -52,8 +80,8 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready when the config is loaded (it is, or this server would not run) and the broker accepts
 /// a TCP connection.
-async fn readyz(State(s): State<AdminState>) -> Response {
-    match upstream::dial(&s.upstream.address, READY_PROBE_TIMEOUT).await {
+async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
+    match upstream::dial(&rt.ctx.upstream.address, READY_PROBE_TIMEOUT).await {
         Ok(_) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -63,14 +91,23 @@ async fn readyz(State(s): State<AdminState>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<AdminState>) -> Response {
+async fn metrics(State(rt): State<Arc<Runtime>>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        s.metrics.encode(),
+        rt.ctx.metrics.encode(),
     )
         .into_response()
 }
 
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response()
+    ApiError::not_found("no such endpoint").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed on this endpoint")
+        .into_response()
 }

@@ -43,11 +43,20 @@ impl fmt::Display for ConfigError {
 pub(crate) struct Issues {
     file: PathBuf,
     pub(crate) list: Vec<ConfigIssue>,
+    /// Every file the config made us read, so a watcher can reload when one changes.
+    pub(crate) files: Vec<PathBuf>,
 }
 
 impl Issues {
     pub(crate) fn new(file: PathBuf) -> Self {
-        Self { file, list: Vec::new() }
+        Self { files: vec![file.clone()], file, list: Vec::new() }
+    }
+
+    /// Notes that the configuration depends on `path`.
+    pub(crate) fn depends_on(&mut self, path: &std::path::Path) {
+        if !self.files.iter().any(|f| f == path) {
+            self.files.push(path.to_path_buf());
+        }
     }
 
     pub(crate) fn push(&mut self, line: u64, key: impl Into<String>, message: impl Into<String>) {

@@ -60,7 +60,10 @@ pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     };
     let compiled = validate::compile(raw, path, &mut issues);
     match compiled {
-        Some(c) => issues.into_result(c),
+        Some(mut c) => {
+            c.files = issues.files.clone();
+            issues.into_result(c)
+        }
         None => Err(ConfigError { issues: issues.list }),
     }
 }

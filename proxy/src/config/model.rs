@@ -10,7 +10,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 
 use crate::policy::acl::RuleSet;
 use crate::policy::authn::Authenticator;
-use crate::policy::bans::BanSet;
+use crate::policy::bans::Ban;
 use crate::policy::flapping_filter::FlappingSettings;
 use crate::policy::limits::RateSpec;
 
@@ -31,13 +31,13 @@ pub struct Config {
     /// Check each broker → client PUBLISH against the client's subscribe permissions.
     pub acl_check_delivery: bool,
     pub broker_identity: BrokerIdentity,
-    /// Bans from the ban file and the durable runtime store, indexed; `None` when neither is set.
-    pub bans: Option<Arc<BanSet>>,
-    /// Where runtime bans are kept (survive restarts).
-    pub ban_store: Option<PathBuf>,
+    /// The ban file's bans and where runtime bans are kept; `None` when neither is set.
+    pub bans: Option<BansConfig>,
     pub flapping: Option<FlappingSettings>,
     /// Overload protection; `None` when the `overload:` block is absent.
     pub overload: Option<OverloadConfig>,
+    /// The config file and every policy file it made moat read (watched for live reload).
+    pub files: Vec<PathBuf>,
 }
 
 /// Thresholds past which new connections are refused while existing sessions keep flowing;
@@ -53,6 +53,16 @@ pub struct OverloadConfig {
     pub upstream_unhealthy: bool,
     /// How often memory is sampled and a down upstream is probed.
     pub check_interval: Duration,
+}
+
+/// Bans: the file's entries (validated, loaded) and the runtime store's path. Validation also
+/// opened the store and indexed everything, so `moat check` proves the whole list is usable.
+#[derive(Debug, Clone)]
+pub struct BansConfig {
+    pub file: Option<PathBuf>,
+    pub file_bans: Vec<Ban>,
+    /// Where runtime bans are kept (survive restarts).
+    pub store: Option<PathBuf>,
 }
 
 /// What the broker is told about the client in the forwarded CONNECT (trap 5).
@@ -238,6 +248,12 @@ impl Default for Quotas {
 #[derive(Clone, Debug)]
 pub struct AdminConfig {
     pub bind: SocketAddr,
+    /// Where the bearer tokens were read from, and the tokens (digests only). Without tokens the
+    /// `/api/v1` endpoints are refused; `/metrics` then stays open on the (loopback) admin port.
+    pub tokens_file: Option<PathBuf>,
+    pub tokens: Arc<Vec<crate::admin::tokens::AdminToken>>,
+    /// Serve the admin API over HTTPS with this certificate chain and key (paths).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

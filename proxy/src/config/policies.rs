@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::Issues;
-use super::model::BrokerIdentity;
+use super::model::{BansConfig, BrokerIdentity};
 use super::raw::{RawAuthenticator, RawBans, RawBrokerIdentity, S};
 use crate::policy::acl::{self, RuleSet};
 use crate::policy::authn::{password, Authenticator, CertField, X509Settings};
@@ -58,6 +58,7 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
                 return None;
             };
             let file = base.join(&path.value);
+            issues.depends_on(&file);
             match password::load_password_file(&file) {
                 Ok(f) => Some(Authenticator::PasswordFile(Arc::new(f))),
                 Err(list) => {
@@ -107,6 +108,7 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
 
 pub(crate) fn acl(path: &S<String>, base: &Path, issues: &mut Issues) -> Option<Arc<RuleSet>> {
     let file = base.join(&path.value);
+    issues.depends_on(&file);
     if !file.exists() {
         issues.push(
             path.referenced.line(),
@@ -184,23 +186,25 @@ pub(crate) fn broker_identity(raw: Option<RawBrokerIdentity>, issues: &mut Issue
     out
 }
 
-/// The ban file and the runtime store, merged into one indexed set.
-pub(crate) fn bans(
-    raw: RawBans,
-    base: &Path,
-    issues: &mut Issues,
-) -> (Option<Arc<BanSet>>, Option<std::path::PathBuf>) {
+/// The ban file and the runtime store. Both are loaded and indexed together here so that a list
+/// the proxy could not use is a config error, not a surprise at startup or reload.
+pub(crate) fn bans(raw: RawBans, base: &Path, issues: &mut Issues) -> Option<BansConfig> {
+    if raw.file.is_none() && raw.store.is_none() {
+        return None;
+    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut all = Vec::new();
-    if let Some(file) = &raw.file {
-        let path = base.join(&file.value);
-        match load_ban_file(&path, now) {
-            Ok(list) => all.extend(list),
+    let mut file_bans = Vec::new();
+    let file = raw.file.as_ref().map(|f| base.join(&f.value));
+    if let Some(path) = &file {
+        issues.depends_on(path);
+        match load_ban_file(path, now) {
+            Ok(list) => file_bans = list,
             Err(list) => {
-                report_file_issues(issues, &path, list.into_iter().map(|i| (i.line, i.key, i.message)))
+                report_file_issues(issues, path, list.into_iter().map(|i| (i.line, i.key, i.message)))
             }
         }
     }
+    let mut all = file_bans.clone();
     let store = raw.store.as_ref().map(|s| base.join(&s.value));
     if let (Some(path), Some(raw_store)) = (&store, &raw.store) {
         match BanStore::open(path) {
@@ -208,14 +212,32 @@ pub(crate) fn bans(
             Err(e) => issues.push(raw_store.referenced.line(), "bans.store", e.to_string()),
         }
     }
-    if raw.file.is_none() && raw.store.is_none() {
-        return (None, None);
+    if let Err(e) = BanSet::build(all) {
+        issues.push(0, "bans", e);
     }
-    match BanSet::build(all) {
-        Ok(set) => (Some(Arc::new(set)), store),
-        Err(e) => {
-            issues.push(0, "bans", e);
-            (None, store)
+    Some(BansConfig { file, file_bans, store })
+}
+
+/// The admin API's bearer tokens (`admin.tokens_file`).
+pub(crate) fn admin_tokens(
+    path: &S<String>,
+    base: &Path,
+    issues: &mut Issues,
+) -> (Option<std::path::PathBuf>, Vec<crate::admin::tokens::AdminToken>) {
+    let file = base.join(&path.value);
+    if !file.exists() {
+        issues.push(
+            path.referenced.line(),
+            "admin.tokens_file",
+            format!("{} does not exist", file.display()),
+        );
+        return (Some(file), Vec::new());
+    }
+    match crate::admin::tokens::load_token_file(&file) {
+        Ok(tokens) => (Some(file), tokens),
+        Err(list) => {
+            report_file_issues(issues, &file, list.into_iter().map(|i| (i.line, i.key, i.message)));
+            (Some(file), Vec::new())
         }
     }
 }

@@ -55,6 +55,8 @@ pub(crate) struct RawFlapping {
     pub ban_time: S<String>,
     #[serde(default)]
     pub ip_max_count: Option<S<u32>>,
+    #[serde(default)]
+    pub auth_failure_max_count: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,4 +259,15 @@ pub(crate) struct RawLimits {
 pub(crate) struct RawAdmin {
     #[serde(default)]
     pub bind: Option<S<String>>,
+    #[serde(default)]
+    pub tokens_file: Option<S<String>>,
+    #[serde(default)]
+    pub tls: Option<RawAdminTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdminTls {
+    pub cert: S<String>,
+    pub key: S<String>,
 }

@@ -243,3 +243,30 @@ fn overload_block() {
     assert!(keys.contains(&("overload.max_memory", 6)), "{found:?}");
     assert!(keys.contains(&("overload.check_interval", 7)), "{found:?}");
 }
+
+#[test]
+fn flapping_counts_must_be_positive_and_admin_token_files_must_exist() {
+    let list = issues(&with_anon(
+        "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n\
+         admin:\n  tokens_file: missing-tokens.yaml\n\
+         flapping:\n  max_count: 3\n  window: 1m\n  ban_time: 5m\n  auth_failure_max_count: 0\n",
+    ));
+    let keys: Vec<(&str, u64)> = list.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert!(keys.contains(&("flapping.auth_failure_max_count", 11)), "{list:?}");
+    assert!(keys.contains(&("admin.tokens_file", 6)), "{list:?}");
+}
+
+#[test]
+fn every_referenced_file_is_recorded_for_watching() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("acl.yaml"), "rules: []\n").expect("acl");
+    std::fs::write(dir.path().join("bans.yaml"), "bans: []\n").expect("bans");
+    let text = with_anon(
+        "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n\
+         authorization:\n  acl: acl.yaml\nbans:\n  file: bans.yaml\n",
+    );
+    let c = from_str(&text, &dir.path().join("moat.yaml")).expect("valid");
+    for f in ["moat.yaml", "acl.yaml", "bans.yaml"] {
+        assert!(c.files.contains(&dir.path().join(f)), "{f} not recorded: {:?}", c.files);
+    }
+}

@@ -30,17 +30,17 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         if f.ip_max_count.as_ref().is_some_and(|n| n.value == 0) {
             issues.push(0, "flapping.ip_max_count", "must be at least 1");
         }
+        if let Some(n) = f.auth_failure_max_count.as_ref().filter(|n| n.value == 0) {
+            issues.push(n.referenced.line(), "flapping.auth_failure_max_count", "must be at least 1");
+        }
         FlappingSettings {
             max_count: f.max_count.value,
             window: duration(Some(f.window), "flapping.window", 60, issues),
             ban_time: duration(Some(f.ban_time), "flapping.ban_time", 300, issues),
             ip_max_count: f.ip_max_count.map(|n| n.value),
+            auth_failure_max_count: f.auth_failure_max_count.map(|n| n.value),
         }
     });
-    let (bans, ban_store) = match raw.bans {
-        Some(b) => super::policies::bans(b, &base, issues),
-        None => (None, None),
-    };
     let quotas = match raw.limits.as_ref() {
         Some(l) => super::quotas::quotas(l.into(), Quotas::default(), "limits", issues),
         None => Quotas::default(),
@@ -65,6 +65,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         .and_then(|l| l.slow_consumer_timeout.clone())
         .map(|d| duration(Some(d), "limits.slow_consumer_timeout", 30, issues));
     let overload = raw.overload.map(|o| super::overload::overload(o, issues));
+    let bans = raw.bans.and_then(|b| super::policies::bans(b, &base, issues));
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
@@ -131,9 +132,29 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         None => DEFAULT_MAX_PACKET_SIZE,
     };
 
-    let admin_bind = match raw.admin.and_then(|a| a.bind) {
+    let (admin_bind, tokens_file, admin_tls) = match raw.admin {
+        Some(a) => (a.bind, a.tokens_file, a.tls),
+        None => (None, None, None),
+    };
+    let admin_tls = admin_tls.and_then(|t| {
+        let (cert, key) = (base.join(&t.cert.value), base.join(&t.key.value));
+        issues.depends_on(&cert);
+        issues.depends_on(&key);
+        match crate::admin::tls::server_config(&cert, &key) {
+            Ok(_) => Some((cert, key)),
+            Err(e) => {
+                issues.push(t.cert.referenced.line(), "admin.tls", e);
+                None
+            }
+        }
+    });
+    let admin_bind = match admin_bind {
         Some(b) => socket_addr(&b, "admin.bind", issues),
         None => DEFAULT_ADMIN.parse().ok(),
+    };
+    let (tokens_file, admin_tokens) = match tokens_file {
+        Some(f) => super::policies::admin_tokens(&f, &base, issues),
+        None => (None, Vec::new()),
     };
 
     let log_format = match raw.log_format {
@@ -165,16 +186,21 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             node_publish_bytes_rate,
             slow_consumer_timeout,
         },
-        admin: AdminConfig { bind: admin_bind? },
+        admin: AdminConfig {
+            bind: admin_bind?,
+            tokens_file,
+            tokens: std::sync::Arc::new(admin_tokens),
+            tls: admin_tls,
+        },
         log_format,
         authenticators,
         acl,
         acl_check_delivery,
         broker_identity,
         bans,
-        ban_store,
         flapping,
         overload,
+        files: Vec::new(),
     })
 }
 

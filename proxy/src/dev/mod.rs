@@ -36,6 +36,9 @@ pub fn dev_config_yaml(listen: SocketAddr, admin: SocketAddr, upstream: &str) ->
          \x20 address: \"{upstream}\"\n\
          admin:\n\
          \x20 bind: \"{admin}\"\n\
+         \x20 tokens_file: admin-tokens.yaml\n\
+         bans:\n\
+         \x20 store: bans.json\n\
          authentication:\n\
          \x20 - name: dev-cert\n\
          \x20   type: x509\n\
@@ -50,6 +53,32 @@ pub fn dev_config_yaml(listen: SocketAddr, admin: SocketAddr, upstream: &str) ->
 /// The example ACL `moat dev` runs with (policies/dev-acl.yaml): publish and subscribe under
 /// `demo/`, nothing else.
 pub const DEV_ACL: &str = include_str!("../../../policies/dev-acl.yaml");
+
+/// Writes a fresh random admin token: `admin.token` (the token, for `moat ctl --token-file`) and
+/// `admin-tokens.yaml` (the admin API's token file). Throwaway, like the rest of the dev setup.
+pub fn write_dev_admin_token(dir: &Path) -> std::io::Result<()> {
+    let mut bytes = [0u8; 24];
+    rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| std::io::Error::other("no secure random source"))?;
+    let token = hex::encode(bytes);
+    std::fs::write(dir.join("admin.token"), format!("{token}\n"))?;
+    std::fs::write(
+        dir.join("admin-tokens.yaml"),
+        format!("# Written by `moat dev`: a throwaway token.\ntokens:\n  - name: dev\n    scope: admin\n    token: \"{token}\"\n"),
+    )
+}
+
+/// The ready-to-paste `moat ctl` commands printed by `moat dev`.
+pub fn ctl_commands(dir: &Path, admin: SocketAddr) -> String {
+    let d = dir.display();
+    let mut s = String::new();
+    let _ = writeln!(s, "Operate it (admin API, token in {d}/admin.token):");
+    let _ = writeln!(s, "  moat ctl --url http://{admin} --token-file {d}/admin.token clients list");
+    let _ = writeln!(s, "  moat ctl --url http://{admin} --token-file {d}/admin.token bans add clientid some-device --duration 10m");
+    s
+}
 
 /// The ready-to-paste client commands printed by `moat dev`.
 pub fn client_commands(dir: &Path, listen: SocketAddr) -> String {

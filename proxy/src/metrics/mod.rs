@@ -4,6 +4,8 @@
 //! Labels are low-cardinality by construction: listener names come from the config, the rest are
 //! `&'static str` from fixed sets. A client id or topic never becomes a label.
 
+pub mod ops;
+
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -175,6 +177,7 @@ pub struct Metrics {
     quota_exceeded: Family<QuotaLabels, Counter>,
     overload_refusals: Family<KindLabels, Counter>,
     resident_memory: Gauge,
+    pub ops: ops::OpsMetrics,
 }
 
 impl Metrics {
@@ -252,6 +255,7 @@ impl Metrics {
             "Resident memory of the moat process, as last sampled by overload protection",
             resident_memory.clone(),
         );
+        let ops = ops::OpsMetrics::register(&mut registry);
 
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
@@ -279,6 +283,7 @@ impl Metrics {
             quota_exceeded,
             overload_refusals,
             resident_memory,
+            ops,
         })
     }
 

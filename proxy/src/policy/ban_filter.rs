@@ -7,19 +7,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::info;
 
-use super::bans::BanSet;
-use super::{Filter, PeerInfo, Verdict};
+use super::bans::LiveBans;
+use super::{Filter, PeerInfo, SessionInfo, Verdict};
 use crate::codec::{Connect, ReasonCode};
 use crate::metrics::Metrics;
 use crate::util::escape;
 
 pub struct BanFilter {
-    bans: Arc<BanSet>,
+    bans: Arc<LiveBans>,
     metrics: Arc<Metrics>,
 }
 
 impl BanFilter {
-    pub fn new(bans: Arc<BanSet>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(bans: Arc<LiveBans>, metrics: Arc<Metrics>) -> Self {
         Self { bans, metrics }
     }
 }
@@ -34,7 +34,7 @@ impl Filter for BanFilter {
     }
 
     fn on_accept(&self, peer: &PeerInfo) -> Verdict {
-        match self.bans.check_ip(peer.peer.ip(), now()) {
+        match self.bans.current().check_ip(peer.peer.ip(), now()) {
             Some(ban) => {
                 info!(target: "moat::audit", peer = %peer.peer, kind = ?ban.kind, reason = %escape(&ban.reason), "banned address refused");
                 self.metrics.denied("accept", "banned");
@@ -45,7 +45,7 @@ impl Filter for BanFilter {
     }
 
     fn on_connect(&self, _peer: &PeerInfo, connect: &Connect<'_>) -> Verdict {
-        match self.bans.check_client(connect.client_id, connect.username, now()) {
+        match self.bans.current().check_client(connect.client_id, connect.username, now()) {
             Some(ban) => {
                 info!(
                     target: "moat::audit",
@@ -55,6 +55,54 @@ impl Filter for BanFilter {
                     "banned client refused"
                 );
                 Verdict::deny(ReasonCode::Banned, "banned")
+            }
+            None => Verdict::Allow,
+        }
+    }
+
+    /// After authentication: the verified identity may differ from the claimed one (a username
+    /// from a certificate or a token), and a ban on it must hold too.
+    fn start_session(
+        &self,
+        session: &SessionInfo,
+        _connect: &Connect<'_>,
+    ) -> Result<Option<Box<dyn super::SessionFilter>>, super::Deny> {
+        let id = &session.identity;
+        match self.bans.current().check_client(&id.client_id, id.username.as_deref(), now()) {
+            Some(ban) => {
+                info!(
+                    target: "moat::audit",
+                    client_id = %escape(&id.client_id),
+                    kind = ?ban.kind,
+                    reason = %escape(&ban.reason),
+                    "banned identity refused"
+                );
+                Err(super::Deny { reason: ReasonCode::Banned, label: "banned", disconnect: false })
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A live session after a ban change: its address, the identity it claimed and the one it
+    /// was verified as (a ban on a username must also catch a certificate-derived username).
+    fn on_recheck(&self, session: &SessionInfo, connect: &Connect<'_>) -> Verdict {
+        let bans = self.bans.current();
+        let now = now();
+        let id = &session.identity;
+        let hit = bans
+            .check_ip(session.peer.peer.ip(), now)
+            .or_else(|| bans.check_client(connect.client_id, connect.username, now))
+            .or_else(|| bans.check_client(&id.client_id, id.username.as_deref(), now));
+        match hit {
+            Some(ban) => {
+                info!(
+                    target: "moat::audit",
+                    client_id = %escape(&id.client_id),
+                    kind = ?ban.kind,
+                    reason = %escape(&ban.reason),
+                    "live session banned, disconnecting"
+                );
+                Verdict::deny(ReasonCode::AdministrativeAction, "banned")
             }
             None => Verdict::Allow,
         }

@@ -48,6 +48,14 @@ impl Chain {
         first_deny(self.filters.iter().map(|f| f.on_connect(peer, connect)))
     }
 
+    pub fn on_auth_failure(&self, peer: &PeerInfo, connect: &Connect<'_>) {
+        self.filters.iter().for_each(|f| f.on_auth_failure(peer, connect));
+    }
+
+    pub fn on_recheck(&self, session: &SessionInfo, connect: &Connect<'_>) -> Verdict {
+        first_deny(self.filters.iter().map(|f| f.on_recheck(session, connect)))
+    }
+
     pub fn checks_delivery(&self) -> bool {
         self.filters.iter().any(|f| f.checks_delivery())
     }

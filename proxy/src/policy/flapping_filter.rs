@@ -2,7 +2,9 @@
 //! within `window` is banned for `ban_time`; so is a source address past `ip_max_count`, which
 //! catches a client that rotates its id to escape the per-id counter (trap 17). Bans made here are
 //! temporary and in memory; the cheap checks run before TLS (address) and before authentication
-//! (client id).
+//! (client id). With `auth_failure_max_count`, failed authentications are counted per source
+//! address and per claimed username too, so password guessing is cut off whatever client id or
+//! address rotation the guesser uses.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -25,6 +27,8 @@ pub struct FlappingSettings {
     pub ban_time: Duration,
     /// Connects per source address within `window`; `None` leaves addresses uncounted.
     pub ip_max_count: Option<u32>,
+    /// Failed authentications per source address and per username within `window`.
+    pub auth_failure_max_count: Option<u32>,
 }
 
 /// Most keys tracked (and temporary bans held) per kind: memory stays bounded under a flood.
@@ -34,11 +38,13 @@ const MAX_KEYS: usize = 100_000;
 enum Banned {
     ClientId(Box<str>),
     Ip(IpAddr),
+    Username(Box<str>),
 }
 
 struct State {
     by_id: FlappingDetector,
     by_ip: Option<FlappingDetector>,
+    by_auth_failure: Option<FlappingDetector>,
     banned: HashMap<Banned, Instant>,
 }
 
@@ -58,6 +64,7 @@ impl FlappingFilter {
         let state = State {
             by_id: FlappingDetector::new(cfg(s.max_count)),
             by_ip: s.ip_max_count.map(|n| FlappingDetector::new(cfg(n))),
+            by_auth_failure: s.auth_failure_max_count.map(|n| FlappingDetector::new(cfg(n))),
             banned: HashMap::new(),
         };
         Self { state: Mutex::new(state), metrics }
@@ -118,7 +125,8 @@ impl Filter for FlappingFilter {
         let ip = peer.peer.ip().to_canonical();
         let mut state = self.lock();
         let id_key = Banned::ClientId(connect.client_id.into());
-        if state.is_banned(&id_key, now) || state.is_banned(&Banned::Ip(ip), now) {
+        let user_banned = connect.username.is_some_and(|u| state.is_banned(&Banned::Username(u.into()), now));
+        if user_banned || state.is_banned(&id_key, now) || state.is_banned(&Banned::Ip(ip), now) {
             drop(state);
             return self.banned_verdict("connect");
         }
@@ -139,5 +147,25 @@ impl Filter for FlappingFilter {
             }
         }
         verdict
+    }
+
+    fn on_auth_failure(&self, peer: &PeerInfo, connect: &Connect<'_>) {
+        let now = Instant::now();
+        let ip = peer.peer.ip().to_canonical();
+        let mut state = self.lock();
+        let Some(detector) = state.by_auth_failure.as_mut() else {
+            return;
+        };
+        let by_ip = detector.record(FlapKey::AuthFailIp(ip), now);
+        let by_user =
+            connect.username.and_then(|u| detector.record(FlapKey::AuthFailUser(u), now).map(|t| (u, t)));
+        if let Some(until) = by_ip {
+            info!(target: "moat::audit", peer = %ip, "address banned after repeated authentication failures");
+            state.ban(Banned::Ip(ip), until, now);
+        }
+        if let Some((user, until)) = by_user {
+            info!(target: "moat::audit", username = %escape(user), "username banned after repeated authentication failures");
+            state.ban(Banned::Username(user.into()), until, now);
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod bans;
 mod chain;
 pub mod flapping_filter;
 pub mod limits;
+pub mod live;
 mod yaml_node;
 
 pub use chain::{AllowAll, Chain, SessionChain};
@@ -93,6 +94,15 @@ pub trait Filter: Send + Sync + 'static {
 
     /// After CONNECT is parsed, before authentication and before anything reaches the broker.
     fn on_connect(&self, _peer: &PeerInfo, _connect: &Connect<'_>) -> Verdict {
+        Verdict::Allow
+    }
+
+    /// Authentication refused this CONNECT (flapping counts these per address and username).
+    fn on_auth_failure(&self, _peer: &PeerInfo, _connect: &Connect<'_>) {}
+
+    /// A live session re-checked after the policy or the ban list changed: would this filter
+    /// refuse it now? Must not count anything (it is not a new connection).
+    fn on_recheck(&self, _session: &SessionInfo, _connect: &Connect<'_>) -> Verdict {
         Verdict::Allow
     }
 

@@ -20,6 +20,11 @@ pub(crate) struct AliasMap {
 }
 
 impl AliasMap {
+    /// The maximum in force (0: aliases not allowed).
+    pub(crate) fn max(&self) -> u16 {
+        self.max
+    }
+
     /// Sets the maximum the receiving side announced (already clamped to [`MAX_ALIASES`]).
     pub(crate) fn set_max(&mut self, max: u16) {
         self.max = max.min(MAX_ALIASES);

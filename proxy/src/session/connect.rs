@@ -12,12 +12,13 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::io::{read_connect_frame, write_within, ReadError};
 use super::quota;
+use super::registry::ClientInfo;
 use super::relay::Relay;
 use super::rewrite;
 use super::{Context, READ_CHUNK};
 use crate::codec::{encode_connack, CodecError, Packet, PacketType, ProtocolVersion, ReasonCode};
 use crate::metrics::{ConnResult, Direction};
-use crate::policy::authn::{AuthChain, AuthDecision, CertIdentity, Credentials};
+use crate::policy::authn::{AuthDecision, CertIdentity, Credentials};
 use crate::policy::{PeerInfo, SessionInfo, Verdict};
 use crate::transport::upstream;
 use crate::util::escape;
@@ -28,8 +29,8 @@ pub(crate) const LAST_WORDS: Duration = Duration::from_secs(1);
 /// Connection ids for log correlation, unique within the process.
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Runs one client connection to completion; `auth` is the listener's authentication chain.
-pub async fn run<S>(client: S, peer: PeerInfo, ctx: Arc<Context>, auth: Arc<AuthChain>)
+/// Runs one client connection to completion, under the policy in force when it connects.
+pub async fn run<S>(client: S, peer: PeerInfo, ctx: Arc<Context>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -42,10 +43,14 @@ where
         client_id = tracing::field::Empty
     );
     async move {
-        match connect_phase(client, &peer, &ctx, &auth).await {
+        match connect_phase(client, &peer, &ctx, id).await {
             Ok(accepted) => {
                 ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
-                accepted.relay.run(accepted.client, accepted.upstream, accepted.connect, accepted.buf).await;
+                let registration = ctx.registry.register(accepted.info);
+                accepted
+                    .relay
+                    .run(accepted.client, accepted.upstream, accepted.connect, accepted.buf, registration)
+                    .await;
             }
             Err(result) => ctx.metrics.connection(&peer.listener, result),
         }
@@ -63,13 +68,15 @@ struct Accepted<S> {
     /// Bytes the client pipelined after CONNECT; not yet inspected.
     buf: BytesMut,
     relay: Relay,
+    /// What the admin API lists about the session.
+    info: ClientInfo,
 }
 
 async fn connect_phase<S>(
     mut client: S,
     peer: &PeerInfo,
     ctx: &Arc<Context>,
-    auth: &AuthChain,
+    id: u64,
 ) -> Result<Accepted<S>, ConnResult>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -120,7 +127,11 @@ where
     let version = connect.version;
     tracing::Span::current().record("client_id", tracing::field::display(escape(connect.client_id)));
 
-    if let Verdict::Deny(deny) = ctx.chain.on_connect(peer, &connect) {
+    // One policy decides the whole connect phase, even if a reload lands meanwhile (the session
+    // re-checks itself against the new one as soon as it runs).
+    let policy_changes = ctx.policy.generation().subscribe();
+    let policy = ctx.policy.snapshot();
+    if let Verdict::Deny(deny) = policy.chain.on_connect(peer, &connect) {
         info!(reason = deny.label, "CONNECT denied");
         ctx.metrics.denied("connect", deny.label);
         refuse(&mut client, version, deny.reason).await;
@@ -157,7 +168,7 @@ where
         cert,
     });
     let started = std::time::Instant::now();
-    let decision = auth.authenticate(credentials).await;
+    let decision = policy.auth_for(&peer.listener).authenticate(credentials).await;
     ctx.metrics.authentication_seconds.observe(started.elapsed().as_secs_f64());
     let mut identity = match decision {
         AuthDecision::Allow(identity) => identity,
@@ -171,6 +182,11 @@ where
                 "authentication failed"
             );
             ctx.metrics.authentication(authenticator, label);
+            // Wrong credentials count toward flapping; an authenticator that could not decide
+            // (backend down) must not get its users banned.
+            if matches!(reason, ReasonCode::BadUserNameOrPassword | ReasonCode::NotAuthorized) {
+                policy.chain.on_auth_failure(peer, &connect);
+            }
             refuse(&mut client, version, reason).await;
             return Err(ConnResult::Denied);
         }
@@ -197,7 +213,7 @@ where
     );
 
     let session = SessionInfo { peer: peer.clone(), version, identity };
-    let filters = match ctx.chain.start_session(&session, &connect) {
+    let filters = match policy.chain.start_session(&session, &connect) {
         Ok(f) => f,
         Err(deny) => {
             info!(reason = deny.label, "session refused");
@@ -229,10 +245,10 @@ where
         }
     };
 
-    let shown = rewrite::BrokerView::new(&connect, &session.identity, ctx.broker_identity);
+    let shown = rewrite::BrokerView::new(&connect, &session.identity, policy.broker_identity);
     // The broker may use at most this many aliases toward the client (CONNECT is clamped to it);
     // none when deliveries are checked, so a dropped delivery cannot desync the client's aliases.
-    let alias_cap = if ctx.chain.checks_delivery() { 0 } else { super::alias::MAX_ALIASES };
+    let alias_cap = if policy.chain.checks_delivery() { 0 } else { super::alias::MAX_ALIASES };
     // A v5 client's clamped keep-alive is what the broker must enforce too; a 3.1.1 client's
     // raised one is moat's alone (the client keeps pinging on its shorter schedule).
     let broker_keep_alive = if version == ProtocolVersion::V5 { keep_alive } else { connect.keep_alive };
@@ -246,10 +262,26 @@ where
     .unwrap_or_else(|| frame.bytes().clone());
     debug!(version = version.level(), "CONNECT accepted, relaying");
     let client_alias_max = connect.properties.topic_alias_maximum().unwrap_or(0).min(alias_cap);
-    let mut relay = Relay::new(ctx.clone(), session, filters, keep_alive, client_alias_max);
+    let info = ClientInfo {
+        id,
+        client_id: session.identity.client_id.clone(),
+        username: session.identity.username.clone(),
+        peer: peer.peer,
+        listener: peer.listener.clone(),
+        version,
+        cert_cn: session.identity.cert_cn.clone(),
+        authenticator: session.identity.authenticator,
+        connected_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    let mut relay = Relay::new(ctx.clone(), session, filters, keep_alive, client_alias_max, policy_changes);
     relay.assigned_client_id = assigned_client_id;
     relay.set_quotas(quotas, (keep_alive != connect.keep_alive).then_some(keep_alive));
-    Ok(Accepted { client, upstream, connect: connect_bytes, buf, relay })
+    // Kept (a copy of a few dozen bytes, not the read buffer) so the session can re-check itself
+    // against a new policy: bans on its client id, the ACL on its Will.
+    relay.connect = bytes::Bytes::copy_from_slice(frame.bytes());
+    Ok(Accepted { client, upstream, connect: connect_bytes, buf, relay, info })
 }
 
 /// The CONNECT-time quotas: client id length (v5 0x85, 3.1.1 return code 2), the Will topic

@@ -9,6 +9,8 @@ mod connect;
 mod io;
 mod pending;
 mod quota;
+mod recheck;
+pub mod registry;
 mod relay;
 mod rewrite;
 mod traffic;
@@ -17,11 +19,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BrokerIdentity, Limits, Quotas, Timeouts, UpstreamConfig};
+use crate::config::{Limits, Quotas, Timeouts, UpstreamConfig};
 use crate::metrics::Metrics;
-use crate::policy::Chain;
+use crate::policy::live::LivePolicy;
 
 pub use connect::run;
+pub use registry::{ClientFilter, ClientInfo, Registry};
 pub use traffic::{NodeBuckets, TrafficPlan};
 
 /// Everything a session needs, shared by all sessions of the process.
@@ -29,9 +32,10 @@ pub struct Context {
     pub upstream: UpstreamConfig,
     pub timeouts: Timeouts,
     pub limits: Limits,
-    pub chain: Chain,
-    /// What the broker is told about the client in the forwarded CONNECT.
-    pub broker_identity: BrokerIdentity,
+    /// Filters, authentication chains and broker identity in force (swapped by reloads).
+    pub policy: LivePolicy,
+    /// Live sessions (admin API listing and kicks).
+    pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the process starts its graceful shutdown.
     pub shutdown: CancellationToken,

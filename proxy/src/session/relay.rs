@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tracing::{debug, info};
 
 use super::alias::AliasMap;
@@ -20,6 +21,7 @@ use super::connect::LAST_WORDS;
 use super::io::{reserve_read, write_within};
 use super::pending::{DeniedQos2, PendingSubacks};
 use super::quota::{Inflight, Subscriptions};
+use super::registry::Registration;
 use super::rewrite::ConnackQuotas;
 use super::{Context, QUEUE_CAP};
 use crate::codec::Frame;
@@ -121,6 +123,10 @@ pub(crate) struct Relay {
     pub(super) subscriptions: Option<Subscriptions>,
     /// What the v5 CONNACK must tell the client about its quotas.
     pub(super) connack_quotas: ConnackQuotas,
+    /// The client's CONNECT as received, to re-check the session against a new policy.
+    pub(super) connect: Bytes,
+    /// Wakes when the policy or the ban list changes.
+    policy_changes: watch::Receiver<u64>,
 }
 
 impl Relay {
@@ -131,6 +137,7 @@ impl Relay {
         filters: SessionChain,
         keep_alive: u16,
         client_alias_max: u16,
+        policy_changes: watch::Receiver<u64>,
     ) -> Self {
         let traffic = ctx.traffic_for(&session.peer.listener).map(|plan| plan.session());
         let mut outbound_aliases = AliasMap::default();
@@ -154,6 +161,8 @@ impl Relay {
             inflight: None,
             subscriptions: None,
             connack_quotas: ConnackQuotas::default(),
+            connect: Bytes::new(),
+            policy_changes,
         }
     }
 
@@ -179,8 +188,14 @@ impl Relay {
         (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500))
     }
 
-    pub(crate) async fn run<S>(mut self, client: S, upstream: TcpStream, connect: Bytes, mut cbuf: BytesMut)
-    where
+    pub(crate) async fn run<S>(
+        mut self,
+        client: S,
+        upstream: TcpStream,
+        connect: Bytes,
+        mut cbuf: BytesMut,
+        registration: Registration,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (mut client_r, mut client_w) = tokio::io::split(client);
@@ -325,6 +340,17 @@ impl Relay {
                     self.count_answer(PacketType::Connack, q.to_client.len() - before);
                     close = Some(None);
                 }
+                changed = self.policy_changes.changed() => {
+                    if changed.is_ok() {
+                        if let Some(reason) = self.recheck() {
+                            close = Some((!awaiting_connack).then_some(reason));
+                        }
+                    }
+                }
+                reason = registration.kick.kicked() => {
+                    info!(reason = ?reason, "session closed by an operator");
+                    close = Some((!awaiting_connack).then_some(reason));
+                }
                 _ = shutdown.cancelled() => {
                     // Before its CONNACK a client may not be sent a DISCONNECT: just close.
                     close = Some((!awaiting_connack).then_some(ReasonCode::ServerShuttingDown));
@@ -332,6 +358,8 @@ impl Relay {
             }
         }
 
+        // The session is over for the admin API, even while its last words drain.
+        drop(registration);
         // Last words: whatever was already queued, then a DISCONNECT for v5 clients.
         if let Some(Some(reason)) = close {
             if self.version() == ProtocolVersion::V5 {
@@ -363,6 +391,14 @@ impl Relay {
         max: usize,
     ) -> Option<Option<ReasonCode>> {
         loop {
+            // A policy change that arrived together with this data applies to it: the select
+            // loop may pick the read before the change notification.
+            if self.policy_changes.has_changed().unwrap_or(false) {
+                self.policy_changes.borrow_and_update();
+                if let Some(reason) = self.recheck() {
+                    return Some(Some(reason));
+                }
+            }
             let frame = match self.held.take() {
                 Some(f) => f,
                 None => match split_frame(cbuf, max) {

@@ -13,7 +13,6 @@ use tracing::{debug, info, warn};
 
 use crate::config::ListenerConfig;
 use crate::metrics::ConnResult;
-use crate::policy::authn::AuthChain;
 use crate::policy::limits::{ConnectionLimits, ConnectionRate, LimitHit};
 use crate::policy::{PeerInfo, Verdict};
 use crate::session::{self, Context};
@@ -35,15 +34,10 @@ pub struct Listener {
     socket: TcpListener,
     tls: Option<TlsAcceptor>,
     framing: Framing,
-    auth: Arc<AuthChain>,
 }
 
 /// Binds a listener and builds its TLS config (failing before any traffic is accepted).
-pub async fn bind(
-    cfg: &ListenerConfig,
-    auth: AuthChain,
-    limits: Arc<ConnectionLimits>,
-) -> Result<Listener, ListenError> {
+pub async fn bind(cfg: &ListenerConfig, limits: Arc<ConnectionLimits>) -> Result<Listener, ListenError> {
     let tls = match &cfg.tls {
         Some(t) => Some(TlsAcceptor::from(
             server_config(t).map_err(|source| ListenError::Tls { name: cfg.name.clone(), source })?,
@@ -69,7 +63,6 @@ pub async fn bind(
                 rate.is_active().then(|| Arc::new(Mutex::new(rate)))
             },
         },
-        auth: Arc::new(auth),
     })
 }
 
@@ -100,7 +93,7 @@ impl Listener {
             let info = PeerInfo { peer, listener: self.name.clone(), client_certs: None };
             // Behind a PROXY-protocol balancer the socket's peer is the balancer: check later.
             if !self.framing.proxy_protocol {
-                if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
+                if let Verdict::Deny(d) = ctx.policy.load().chain.on_accept(&info) {
                     debug!(%peer, reason = d.label, "refused before TLS");
                     ctx.metrics.connection(&self.name, ConnResult::Denied);
                     continue;
@@ -120,7 +113,6 @@ impl Listener {
                 info,
                 self.tls.clone(),
                 self.framing.clone(),
-                self.auth.clone(),
                 ctx.clone(),
                 gauge.clone(),
             ));
@@ -176,7 +168,6 @@ async fn handle(
     mut info: PeerInfo,
     tls: Option<TlsAcceptor>,
     framing: Framing,
-    auth: Arc<AuthChain>,
     ctx: Arc<Context>,
     gauge: Gauge,
 ) {
@@ -200,7 +191,7 @@ async fn handle(
                 return;
             }
         }
-        if let Verdict::Deny(d) = ctx.chain.on_accept(&info) {
+        if let Verdict::Deny(d) = ctx.policy.load().chain.on_accept(&info) {
             debug!(peer = %info.peer, reason = d.label, "refused before TLS");
             ctx.metrics.connection(&info.listener, ConnResult::Denied);
             return;
@@ -225,7 +216,7 @@ async fn handle(
         }
     };
     match tls {
-        None => serve_stream(tcp, info, framing, ctx, auth).await,
+        None => serve_stream(tcp, info, framing, ctx).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(ctx.timeouts.tls_handshake, acceptor.accept(tcp));
             let stream = tokio::select! {
@@ -235,7 +226,7 @@ async fn handle(
             match stream {
                 Ok(Ok(stream)) => {
                     info.client_certs = stream.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
-                    serve_stream(stream, info, framing, ctx, auth).await
+                    serve_stream(stream, info, framing, ctx).await
                 }
                 Ok(Err(e)) => {
                     debug!(peer = %info.peer, error = %e, "TLS handshake failed");
@@ -251,12 +242,12 @@ async fn handle(
 }
 
 /// Runs the session on the stream, after the WebSocket upgrade when the listener asks for one.
-async fn serve_stream<S>(stream: S, info: PeerInfo, framing: Framing, ctx: Arc<Context>, auth: Arc<AuthChain>)
+async fn serve_stream<S>(stream: S, info: PeerInfo, framing: Framing, ctx: Arc<Context>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Some(path) = framing.websocket else {
-        return session::run(stream, info, ctx, auth).await;
+        return session::run(stream, info, ctx).await;
     };
     // The upgrade shares the handshake deadline: a peer that never finishes its HTTP request
     // cannot hold the slot.
@@ -265,7 +256,7 @@ where
         super::ws::accept(stream, &path, ctx.limits.max_packet_size),
     );
     match upgrade.await {
-        Ok(Ok(ws)) => session::run(ws, info, ctx, auth).await,
+        Ok(Ok(ws)) => session::run(ws, info, ctx).await,
         Ok(Err(e)) => {
             debug!(peer = %info.peer, error = %e, "WebSocket upgrade failed");
             ctx.metrics.connection(&info.listener, ConnResult::ProtocolError);

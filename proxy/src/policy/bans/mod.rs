@@ -3,13 +3,14 @@
 //! an optional expiry.
 //!
 //! Two sources feed one [`BanSet`]: the static YAML file ([`load_ban_file`]) and the durable
-//! runtime list ([`BanStore`], written by the admin API). The set is immutable and indexed so
+//! runtime list ([`BanStore`], written by the admin API); [`LiveBans`] keeps the set in force. The set is immutable and indexed so
 //! the connection path pays a hash lookup or a short trie walk, however many bans there are:
 //! [`BanSet::check_ip`] before TLS (the cheapest rejection), [`BanSet::check_client`] once
 //! CONNECT is parsed. Pure: no I/O except in the loader and the store, no async.
 
 mod file;
 mod kind;
+mod live;
 mod set;
 mod store;
 mod trie;
@@ -20,6 +21,7 @@ mod tests;
 
 pub use file::{load_ban_file, parse_ban_file, DEFAULT_BY, MAX_BAN_FILE_BYTES};
 pub use kind::{Ban, BanKind};
+pub use live::{BanSource, LiveBanError, LiveBans};
 pub use set::{BanSet, REGEX_SET_SIZE_LIMIT};
 pub use store::{BanStore, BanStoreError, MAX_STORE_BYTES};
 pub use who::canonical_ip;
