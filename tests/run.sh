@@ -28,6 +28,22 @@ if ! command -v schemathesis >/dev/null; then
   if command -v pyenv >/dev/null; then pyenv rehash || true; fi
 fi
 
+# promtool unit-tests the Kubernetes alert rules (tests/tests/deploy.rs). Only the binary is
+# taken from Debian's prometheus package (installing the package would start a server on :9090).
+if ! command -v promtool >/dev/null && [ ! -x target/tools/promtool ]; then
+  echo "fetching promtool"
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 \
+        || { $SUDO apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; } \
+        && dpkg -x prometheus_*.deb x); then
+    mkdir -p target/tools && cp "$tmp/x/usr/bin/promtool" target/tools/promtool
+  else
+    echo "promtool unavailable: the alert unit tests will be skipped"
+  fi
+  rm -rf "$tmp"
+fi
+if [ -z "${PROMTOOL:-}" ] && [ -x target/tools/promtool ]; then export PROMTOOL="$PWD/target/tools/promtool"; fi
+
 # The end-to-end tests drive the real binary.
 cargo build --locked -p moat --bin moat
 if cargo nextest --version >/dev/null 2>&1; then

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod dev;
+pub mod logging;
 pub mod metrics;
 pub mod policy;
 pub mod runtime;

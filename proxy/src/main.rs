@@ -240,16 +240,6 @@ fn policy(command: PolicyCommand) -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error,rumqttd=off"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")
 }
@@ -267,7 +257,7 @@ fn run(path: &Path, log_format: Option<LogFormatArg>) -> anyhow::Result<()> {
         Some(LogFormatArg::Text) => LogFormat::Text,
         None => config.log_format,
     };
-    init_logging(format);
+    moat::logging::init(format, config.audit.as_ref())?;
     runtime()?.block_on(async {
         let server = Server::bind(config).await?;
         server.serve(shutdown_signal()).await;
@@ -281,7 +271,7 @@ fn dev(
     listen: SocketAddr,
     admin: SocketAddr,
 ) -> anyhow::Result<()> {
-    init_logging(LogFormat::Text);
+    moat::logging::init(LogFormat::Text, None)?;
     // Keep the temporary directory alive for the whole run; it is removed on exit.
     let (dir, _temp) = match dir {
         Some(d) => {

@@ -88,7 +88,7 @@ impl Server {
         });
         let mut listeners = Vec::new();
         for l in &config.listeners {
-            listeners.push(transport::bind(l, conn_limits.clone()).await?);
+            listeners.push(transport::bind(l, conn_limits.clone(), metrics.clone()).await?);
         }
         let admin_tls = match &config.admin.tls {
             Some((cert, key)) => Some(admin::tls::server_config(cert, key).map_err(ServerError::AdminTls)?),
@@ -109,6 +109,12 @@ impl Server {
     /// The bound addresses of the MQTT listeners, in config order.
     pub fn listener_addrs(&self) -> Vec<SocketAddr> {
         self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// The TLS state of every TLS listener, for reloading from SIGHUP or the admin API
+    /// (see `transport::tls::state`).
+    pub fn tls_states(&self) -> Vec<Arc<transport::tls::TlsState>> {
+        self.listeners.iter().filter_map(Listener::tls_state).collect()
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {

@@ -4,9 +4,11 @@
 //!
 //! Every wait is bounded; every child process is killed on drop.
 
+pub mod catalogue;
 pub mod env;
 pub mod fake;
 pub mod http;
+pub mod k8s;
 pub mod mqtt;
 pub mod net;
 pub mod packets;

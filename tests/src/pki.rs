@@ -67,6 +67,30 @@ impl Ca {
         })
     }
 
+    /// A CA certificate signed by `parent` (an intermediate).
+    fn intermediate(dir: &Path, name: &str, parent: &Ca) -> Result<Ca> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("moat-e2e {name}"));
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let serial = parent.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let cert = params.signed_by(&key, &parent.issuer)?;
+        let cert_pem = cert.pem();
+        let cert_path = dir.join(format!("{name}.crt"));
+        std::fs::write(&cert_path, &cert_pem)?;
+        Ok(Ca {
+            issuer: Issuer::new(params, key),
+            next_serial: std::sync::atomic::AtomicU64::new(1000),
+            cert_pem,
+            cert_path,
+        })
+    }
+
     fn issue(
         &self,
         dir: &Path,
@@ -210,6 +234,56 @@ impl Pki {
         make_world_readable(&files.cert).unwrap();
         make_world_readable(&files.key).unwrap();
         files
+    }
+
+    /// Issues another server certificate (same names as `server`) from the trusted CA.
+    pub fn server_cert(&self, stem: &str) -> CertFiles {
+        let files = self
+            .ca
+            .issue(
+                self.dir.path(),
+                stem,
+                "localhost",
+                vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+                ExtendedKeyUsagePurpose::ServerAuth,
+            )
+            .expect("issue server cert");
+        make_world_readable(&files.cert).unwrap();
+        make_world_readable(&files.key).unwrap();
+        files
+    }
+
+    /// A client certificate issued through `levels` intermediate CAs under the trusted CA; its
+    /// cert file holds the leaf followed by the intermediates (nearest first).
+    pub fn chained_client_cert(&self, cn: &str, levels: usize) -> CertFiles {
+        let mut chain_pems = Vec::new();
+        let mut cas: Vec<Ca> = Vec::new();
+        for i in 0..levels {
+            let stem = format!("intermediate-{cn}-{i}");
+            let parent = cas.last().unwrap_or(&self.ca);
+            let ca = Ca::intermediate(self.dir.path(), &stem, parent).expect("intermediate CA");
+            chain_pems.push(ca.cert_pem.clone());
+            cas.push(ca);
+        }
+        let issuer = cas.last().unwrap_or(&self.ca);
+        let files = issuer
+            .issue(self.dir.path(), &format!("chained-{cn}"), cn, vec![], ExtendedKeyUsagePurpose::ClientAuth)
+            .expect("issue chained client");
+        let mut pem = std::fs::read_to_string(&files.cert).expect("leaf pem");
+        for p in chain_pems.iter().rev() {
+            pem.push_str(p);
+        }
+        std::fs::write(&files.cert, pem).expect("write chain");
+        make_world_readable(&files.cert).unwrap();
+        make_world_readable(&files.key).unwrap();
+        files
+    }
+
+    /// Like [`Pki::write_crl`], written to `path` atomically (temp file + rename), as a
+    /// deployment tool would, so a watcher never sees half a file.
+    pub fn replace_crl(&self, path: &Path, revoked: &[u64]) {
+        let tmp = self.write_crl("replacement-tmp", revoked, false);
+        std::fs::rename(tmp, path).expect("rename CRL into place");
     }
 
     /// rustls client config trusting the test CA, without a client certificate.

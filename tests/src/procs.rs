@@ -255,6 +255,9 @@ pub struct MoatOptions {
     pub admin_extra: Option<String>,
     /// Serve the admin API over HTTPS with the test server certificate.
     pub admin_tls: bool,
+    /// Serve this certificate and key instead of `pki.server` (e.g. paths through a
+    /// Kubernetes-style `..data` symlink, for reload tests).
+    pub server_files: Option<crate::pki::CertFiles>,
 }
 
 /// The policy part of configs that are not about authentication.
@@ -278,6 +281,7 @@ impl Default for MoatOptions {
             listener_extra: None,
             admin_extra: None,
             admin_tls: false,
+            server_files: None,
         }
     }
 }
@@ -288,8 +292,9 @@ impl MoatOptions {
         let mut y = String::new();
         y.push_str("listeners:\n");
         y.push_str(&format!("  - name: mqtts\n    bind: \"127.0.0.1:{port}\"\n    tls:\n"));
-        y.push_str(&format!("      cert: \"{}\"\n", pki.server.cert.display()));
-        y.push_str(&format!("      key: \"{}\"\n", pki.server.key.display()));
+        let server = self.server_files.as_ref().unwrap_or(&pki.server);
+        y.push_str(&format!("      cert: \"{}\"\n", server.cert.display()));
+        y.push_str(&format!("      key: \"{}\"\n", server.key.display()));
         if self.client_auth != ClientAuth::None {
             y.push_str(&format!("      client_ca: \"{}\"\n", pki.ca_cert().display()));
         }

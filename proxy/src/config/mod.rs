@@ -1,5 +1,6 @@
 //! The main YAML configuration: read all, validate all, then hand out one immutable [`Config`].
 
+mod audit;
 mod duration;
 mod error;
 mod model;
@@ -8,6 +9,7 @@ mod policies;
 mod quotas;
 mod rates;
 mod raw;
+pub mod tls;
 mod validate;
 
 use std::path::Path;

@@ -38,6 +38,8 @@ pub struct Config {
     pub overload: Option<OverloadConfig>,
     /// The config file and every policy file it made moat read (watched for live reload).
     pub files: Vec<PathBuf>,
+    /// A separate JSON stream for the `moat::audit` events; `None`: they stay in the main log.
+    pub audit: Option<AuditOutput>,
 }
 
 /// Thresholds past which new connections are refused while existing sessions keep flowing;
@@ -63,6 +65,15 @@ pub struct BansConfig {
     pub file_bans: Vec<Ban>,
     /// Where runtime bans are kept (survive restarts).
     pub store: Option<PathBuf>,
+}
+
+/// Where the audit stream is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditOutput {
+    /// Standard output (the main log is on standard error, so a log shipper can tell them apart).
+    Stdout,
+    /// Appended to this file (created with mode 0600: it names users and topics).
+    File(PathBuf),
 }
 
 /// What the broker is told about the client in the forwarded CONNECT (trap 5).
@@ -122,6 +133,53 @@ pub struct TlsConfig {
     pub allow_expired_crl: bool,
     /// TLS versions offered: some of 1.2 and 1.3 (never anything older).
     pub versions: TlsVersions,
+    /// Where the CA bundle and the CRLs were read from: watched and re-read on reload.
+    pub client_ca_path: Option<PathBuf>,
+    pub crl_paths: Vec<PathBuf>,
+    /// Chain depth, cipher suites, resumption and reload settings.
+    pub options: TlsOptions,
+}
+
+/// Per-listener TLS policy beyond versions (see `config/tls.rs` for the checks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Most certificates a client may present (leaf plus intermediates); longer chains fail the
+    /// handshake.
+    pub max_chain_depth: usize,
+    /// The suites offered, in preference order; `None` = every suite of the provider (all AEAD).
+    pub cipher_suites: Option<Vec<rustls::CipherSuite>>,
+    /// Stateful session resumption (a per-config cache, so a reload starts a fresh one).
+    pub session_resumption: bool,
+    /// Stateless session tickets (a per-config ticket key, so a reload invalidates old tickets).
+    pub session_tickets: bool,
+    /// Watch the certificate, key, CA and CRL files and reload them when they change.
+    pub watch: bool,
+    /// Fetch CRLs over HTTP from distribution points.
+    pub crl_fetch: Option<CrlFetch>,
+}
+
+/// CRLs fetched from the CA certificates' CRL distribution points and from `urls`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlFetch {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Extra `http://` URLs (operator-chosen; client-supplied URLs are never fetched).
+    pub urls: Vec<String>,
+}
+
+pub const DEFAULT_MAX_CHAIN_DEPTH: usize = 4;
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        Self {
+            max_chain_depth: DEFAULT_MAX_CHAIN_DEPTH,
+            cipher_suites: None,
+            session_resumption: true,
+            session_tickets: false,
+            watch: true,
+            crl_fetch: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +201,7 @@ impl fmt::Debug for TlsConfig {
             .field("crls", &self.crls.len())
             .field("allow_expired_crl", &self.allow_expired_crl)
             .field("versions", &self.versions)
+            .field("options", &self.options)
             .finish()
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub flapping: Option<RawFlapping>,
     #[serde(default)]
+    pub audit: Option<RawAudit>,
+    #[serde(default)]
     pub overload: Option<RawOverload>,
 }
 
@@ -45,6 +47,15 @@ pub(crate) struct RawOverload {
     pub upstream_unhealthy: Option<S<bool>>,
     #[serde(default)]
     pub check_interval: Option<S<String>>,
+}
+
+/// Where the `moat::audit` events go (their own JSON stream, apart from the main log).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
+    pub output: S<String>,
+    #[serde(default)]
+    pub path: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +193,29 @@ pub(crate) struct RawTls {
     pub allow_expired_crl: Option<S<bool>>,
     #[serde(default)]
     pub versions: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub max_chain_depth: Option<S<u64>>,
+    #[serde(default)]
+    pub cipher_suites: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub session_resumption: Option<S<bool>>,
+    #[serde(default)]
+    pub session_tickets: Option<S<bool>>,
+    #[serde(default)]
+    pub watch: Option<S<bool>>,
+    #[serde(default)]
+    pub crl_fetch: Option<RawCrlFetch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCrlFetch {
+    #[serde(default)]
+    pub interval: Option<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub urls: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -162,8 +162,6 @@ fn old_tls_versions_are_refused_at_config_check() {
     assert!(v.message.contains("never offered"), "{}", v.message);
 }
 
-const PLAIN: &str = "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n";
-
 #[test]
 fn quotas_default_and_listener_overrides() {
     let c = load_text(&with_anon(&format!(
@@ -269,4 +267,129 @@ fn every_referenced_file_is_recorded_for_watching() {
     for f in ["moat.yaml", "acl.yaml", "bans.yaml"] {
         assert!(c.files.contains(&dir.path().join(f)), "{f} not recorded: {:?}", c.files);
     }
+}
+
+const PLAIN: &str = "listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n";
+
+#[test]
+fn audit_stream_to_stdout_or_a_file() {
+    let c = load_text(&with_anon(&format!("{PLAIN}audit:\n  output: stdout\n"))).expect("valid");
+    assert_eq!(c.audit, Some(AuditOutput::Stdout));
+    let c = load_text(&with_anon(PLAIN)).expect("valid");
+    assert_eq!(c.audit, None, "no `audit`: the events stay in the main log");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("moat.yaml");
+    let c = from_str(&with_anon(&format!("{PLAIN}audit:\n  output: file\n  path: audit.jsonl\n")), &config)
+        .expect("valid");
+    assert_eq!(c.audit, Some(AuditOutput::File(dir.path().join("audit.jsonl"))), "relative to the config");
+}
+
+#[test]
+fn audit_stream_errors_name_line_and_key() {
+    let cases: [(&str, u64, &str, &str); 5] = [
+        ("audit:\n  output: syslog\n", 6, "audit.output", "is not stdout or file"),
+        ("audit:\n  output: file\n", 6, "audit.path", "needs a `path`"),
+        ("audit:\n  output: stdout\n  path: a.log\n", 7, "audit.path", "only used with `output: file`"),
+        ("audit:\n  output: file\n  path: /nonexistent-dir/a.log\n", 7, "audit.path", "does not exist"),
+        ("audit:\n  output: file\n  path: /tmp\n", 7, "audit.path", "is a directory"),
+    ];
+    for (yaml, line, key, message) in cases {
+        let found = issues(&with_anon(&format!("{PLAIN}{yaml}")));
+        assert_eq!(found.len(), 1, "{yaml}: {found:?}");
+        assert_eq!((found[0].line, found[0].key.as_str()), (line, key), "{yaml}: {found:?}");
+        assert!(found[0].message.contains(message), "{yaml}: {}", found[0].message);
+    }
+    let found = issues(&with_anon(&format!("{PLAIN}audit:\n  output: stdout\n  format: cef\n")));
+    assert_eq!(found[0].key, "format", "unknown keys under audit are errors: {found:?}");
+}
+
+/// A TLS listener with `extra` lines inside its `tls:` block (line 7 onwards).
+fn tls_issues(extra: &str) -> Vec<ConfigIssue> {
+    let text = format!(
+        "listeners:\n  - name: t\n    bind: \"127.0.0.1:0\"\n    tls:\n      cert: c.crt\n      key: k.key\n{extra}"
+    );
+    issues(&with_anon(&text))
+}
+
+fn issue_for<'a>(found: &'a [ConfigIssue], key: &str) -> &'a ConfigIssue {
+    found.iter().find(|i| i.key == key).unwrap_or_else(|| panic!("no issue for {key}: {found:?}"))
+}
+
+#[test]
+fn weak_cipher_suites_are_refused_with_line_and_key() {
+    let found = tls_issues(
+        "      cipher_suites:\n        - TLS13_AES_128_GCM_SHA256\n        - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256\n",
+    );
+    let c = issue_for(&found, "listeners[0].tls.cipher_suites");
+    assert_eq!(c.line, 9);
+    assert!(c.message.contains("not an AEAD suite"), "{}", c.message);
+    assert!(c.to_string().starts_with("/nonexistent/moat.yaml:9: listeners[0].tls.cipher_suites: "), "{c}");
+}
+
+#[test]
+fn unknown_and_duplicate_cipher_suites_are_refused() {
+    let found = tls_issues(
+        "      cipher_suites: [\"TLS13_AES_128_GCM_SHA256\", \"tls_aes_128_gcm_sha256\", \"AES9\"]\n",
+    );
+    let all: Vec<&str> =
+        found.iter().filter(|i| i.key.ends_with("cipher_suites")).map(|i| i.message.as_str()).collect();
+    assert!(all.iter().any(|m| m.contains("listed twice")), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|m| m.contains("unknown cipher suite `AES9`") && m.contains("TLS13_AES_256_GCM_SHA384")),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn cipher_suites_must_cover_every_enabled_version() {
+    let found = tls_issues("      cipher_suites: [\"TLS13_AES_128_GCM_SHA256\"]\n");
+    let c = issue_for(&found, "listeners[0].tls.cipher_suites");
+    assert!(c.message.contains("TLS 1.2 is enabled"), "{}", c.message);
+    let ok = tls_issues("      versions: [\"1.3\"]\n      cipher_suites: [\"TLS13_AES_128_GCM_SHA256\"]\n");
+    assert!(!ok.iter().any(|i| i.key.ends_with("cipher_suites")), "{ok:?}");
+    let empty = tls_issues("      cipher_suites: []\n");
+    assert!(issue_for(&empty, "listeners[0].tls.cipher_suites").message.contains("at least one"));
+}
+
+#[test]
+fn max_chain_depth_is_bounded_and_needs_client_auth() {
+    let found =
+        tls_issues("      client_auth: required\n      client_ca: ca.crt\n      max_chain_depth: 0\n");
+    let d = issue_for(&found, "listeners[0].tls.max_chain_depth");
+    assert_eq!(d.line, 9);
+    assert!(d.message.contains("between 1 and 7"), "{}", d.message);
+    let found = tls_issues("      max_chain_depth: 3\n");
+    assert!(issue_for(&found, "listeners[0].tls.max_chain_depth").message.contains("needs client_auth"));
+}
+
+#[test]
+fn session_tickets_need_resumption() {
+    let found = tls_issues("      session_resumption: false\n      session_tickets: true\n");
+    let t = issue_for(&found, "listeners[0].tls.session_tickets");
+    assert_eq!(t.line, 8);
+    assert!(t.message.contains("need `session_resumption: true`"), "{}", t.message);
+}
+
+#[test]
+fn tls_options_have_safe_defaults() {
+    let o = TlsOptions::default();
+    assert_eq!(o.max_chain_depth, 4);
+    assert!(o.cipher_suites.is_none() && o.session_resumption && !o.session_tickets && o.watch);
+}
+
+#[test]
+fn crl_fetch_urls_must_be_http_and_durations_sane() {
+    let found = tls_issues(
+        "      client_auth: required\n      client_ca: ca.crt\n      crl_fetch:\n        interval: 10ms\n        urls: [\"https://x/ca.crl\", \"http://ok/ca.crl\"]\n",
+    );
+    let i = issue_for(&found, "listeners[0].tls.crl_fetch.interval");
+    assert_eq!(i.line, 10);
+    assert!(i.message.contains("at least 100ms"), "{}", i.message);
+    let u = issue_for(&found, "listeners[0].tls.crl_fetch.urls");
+    assert_eq!(u.line, 11);
+    assert!(u.message.contains("`https://x/ca.crl` is not an http:// URL"), "{}", u.message);
+    let none = tls_issues("      crl_fetch: {}\n");
+    assert!(issue_for(&none, "listeners[0].tls.crl_fetch").message.contains("needs client_auth"));
 }

@@ -65,6 +65,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         .and_then(|l| l.slow_consumer_timeout.clone())
         .map(|d| duration(Some(d), "limits.slow_consumer_timeout", 30, issues));
     let overload = raw.overload.map(|o| super::overload::overload(o, issues));
+    let audit = raw.audit.and_then(|a| super::audit::compile(a, &base, issues));
     let bans = raw.bans.and_then(|b| super::policies::bans(b, &base, issues));
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
@@ -201,6 +202,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         flapping,
         overload,
         files: Vec::new(),
+        audit,
     })
 }
 
@@ -348,7 +350,14 @@ fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConf
         );
     }
     let versions = tls_versions(t.versions.as_ref(), &format!("{key}.versions"), issues);
+    let options = super::tls::options(&t, key, versions, client_auth, issues);
+    let client_ca_path = t.client_ca.as_ref().map(|ca| base.join(&ca.value));
+    let crl_paths =
+        t.crls.as_ref().map(|l| l.value.iter().map(|e| base.join(&e.value)).collect()).unwrap_or_default();
     Some(TlsConfig {
+        options,
+        client_ca_path,
+        crl_paths,
         versions,
         allow_expired_crl: t.allow_expired_crl.as_ref().is_some_and(|a| a.value),
         crls,

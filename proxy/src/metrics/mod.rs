@@ -17,6 +17,8 @@ use prometheus_client::registry::Registry;
 
 use crate::codec::PacketType;
 
+pub mod tls;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
@@ -178,6 +180,7 @@ pub struct Metrics {
     overload_refusals: Family<KindLabels, Counter>,
     resident_memory: Gauge,
     pub ops: ops::OpsMetrics,
+    pub tls: tls::TlsMetrics,
 }
 
 impl Metrics {
@@ -235,6 +238,7 @@ impl Metrics {
             "ACL decisions by the rule that made them",
             acl_rule_matches.clone(),
         );
+        let tls = tls::TlsMetrics::register(&mut registry);
 
         let quota_exceeded = Family::<QuotaLabels, Counter>::default();
         registry.register(
@@ -284,6 +288,7 @@ impl Metrics {
             overload_refusals,
             resident_memory,
             ops,
+            tls,
         })
     }
 

@@ -7,18 +7,17 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::config::ListenerConfig;
-use crate::metrics::ConnResult;
+use crate::metrics::{ConnResult, Metrics};
 use crate::policy::limits::{ConnectionLimits, ConnectionRate, LimitHit};
 use crate::policy::{PeerInfo, Verdict};
 use crate::session::{self, Context};
 
 use super::proxy_protocol;
-use super::tls::{server_config, TlsSetupError};
+use super::tls::{ChainStatus, TlsSetupError, TlsState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -32,18 +31,26 @@ pub enum ListenError {
 pub struct Listener {
     name: Arc<str>,
     socket: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<TlsState>>,
+    /// File watches of the TLS material, armed at bind time.
+    watch: Option<super::tls::watch::Watch>,
     framing: Framing,
 }
 
 /// Binds a listener and builds its TLS config (failing before any traffic is accepted).
-pub async fn bind(cfg: &ListenerConfig, limits: Arc<ConnectionLimits>) -> Result<Listener, ListenError> {
+pub async fn bind(
+    cfg: &ListenerConfig,
+    limits: Arc<ConnectionLimits>,
+    metrics: Arc<Metrics>,
+) -> Result<Listener, ListenError> {
     let tls = match &cfg.tls {
-        Some(t) => Some(TlsAcceptor::from(
-            server_config(t).map_err(|source| ListenError::Tls { name: cfg.name.clone(), source })?,
-        )),
+        Some(t) => Some(
+            TlsState::new(&cfg.name, t, metrics)
+                .map_err(|source| ListenError::Tls { name: cfg.name.clone(), source })?,
+        ),
         None => None,
     };
+    let watch = tls.as_ref().filter(|s| s.watch_enabled()).and_then(|s| super::tls::watch::start(s.clone()));
     let socket = TcpListener::bind(cfg.bind).await.map_err(|source| ListenError::Bind {
         name: cfg.name.clone(),
         addr: cfg.bind,
@@ -53,6 +60,7 @@ pub async fn bind(cfg: &ListenerConfig, limits: Arc<ConnectionLimits>) -> Result
         name: cfg.name.as_str().into(),
         socket,
         tls,
+        watch,
         framing: Framing {
             websocket: cfg.websocket_path.as_deref().map(Arc::from),
             proxy_protocol: cfg.proxy_protocol,
@@ -71,10 +79,22 @@ impl Listener {
         self.socket.local_addr()
     }
 
+    /// The listener's live TLS state (reload entry point for SIGHUP / admin API), if it is TLS.
+    pub fn tls_state(&self) -> Option<Arc<TlsState>> {
+        self.tls.clone()
+    }
+
     /// Accepts until shutdown; every connection runs on `tracker` so shutdown can wait for them.
     pub async fn serve(self, ctx: Arc<Context>, tracker: TaskTracker) {
         let gauge = ctx.metrics.active_gauge(&self.name);
         info!(listener = %self.name, addr = ?self.socket.local_addr().ok(), tls = self.tls.is_some(), "listening");
+        // The watch task ends with shutdown.
+        if let Some(watch) = self.watch {
+            tokio::spawn(watch.run(ctx.shutdown.clone()));
+        }
+        if let Some((state, fetch)) = self.tls.as_ref().and_then(|s| Some((s.clone(), s.crl_fetch()?))) {
+            tokio::spawn(super::tls::crl_fetch::run(state, fetch, ctx.shutdown.clone()));
+        }
         loop {
             let accepted = tokio::select! {
                 _ = ctx.shutdown.cancelled() => break,
@@ -166,7 +186,7 @@ fn connection_rate_allows(framing: &Framing, info: &PeerInfo, ctx: &Context) -> 
 async fn handle(
     tcp: TcpStream,
     mut info: PeerInfo,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<TlsState>>,
     framing: Framing,
     ctx: Arc<Context>,
     gauge: Gauge,
@@ -217,15 +237,22 @@ async fn handle(
     };
     match tls {
         None => serve_stream(tcp, info, framing, ctx).await,
-        Some(acceptor) => {
-            let handshake = tokio::time::timeout(ctx.timeouts.tls_handshake, acceptor.accept(tcp));
+        Some(state) => {
+            // The config in force now; a reload during this handshake does not affect it.
+            let handshake = tokio::time::timeout(ctx.timeouts.tls_handshake, state.acceptor().accept(tcp));
             let stream = tokio::select! {
                 r = handshake => r,
                 _ = ctx.shutdown.cancelled() => return,
             };
             match stream {
                 Ok(Ok(stream)) => {
-                    info.client_certs = stream.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
+                    let conn = stream.get_ref().1;
+                    info.client_certs = conn.peer_certificates().map(|c| c.to_vec().into());
+                    if !resumption_allowed(&state, conn, &info) {
+                        ctx.metrics.tls.resumed_rejected(&info.listener);
+                        ctx.metrics.connection(&info.listener, ConnResult::TlsError);
+                        return;
+                    }
                     serve_stream(stream, info, framing, ctx).await
                 }
                 Ok(Err(e)) => {
@@ -237,6 +264,26 @@ async fn handle(
                     ctx.metrics.connection(&info.listener, ConnResult::Timeout);
                 }
             }
+        }
+    }
+}
+
+/// A resumed session restores the client chain from the session cache without verifying it
+/// again (trap 21). Every reload builds a new config with a new cache, so a session never resumes
+/// across a CRL change; this re-check also covers a CRL that went stale or a certificate that
+/// expired since the session was first established. Full handshakes were just verified.
+fn resumption_allowed(state: &TlsState, conn: &rustls::ServerConnection, info: &PeerInfo) -> bool {
+    if conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+        return true;
+    }
+    let Some(chain) = info.client_certs.as_deref() else {
+        return true;
+    };
+    match state.check_client_chain(chain) {
+        ChainStatus::Good | ChainStatus::NotChecked => true,
+        status => {
+            info!(target: "moat::audit", peer = %info.peer, listener = %info.listener, ?status, "resumed TLS session refused: client chain no longer verifies");
+            false
         }
     }
 }
