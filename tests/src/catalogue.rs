@@ -111,6 +111,17 @@ pub fn audit_events() -> BTreeMap<String, BTreeSet<String>> {
 /// flight adds them (config reload, certificate expiry). Each must land in the README table.
 pub const PENDING_METRICS: &[&str] = &[];
 
+/// Families that only appear once a feature is configured and used (CRLs, CRL fetching, a TLS
+/// reload, a refused resumption), each asserted by that feature's own e2e test. The catalogue test
+/// checks their type and labels when they are exposed, but does not require them.
+pub const FEATURE_METRICS: &[(&str, &str)] = &[
+    ("moat_tls_reloads_total", "tests/tls_reload.rs, tests/crl_fetch.rs"),
+    ("moat_tls_crl_fetches_total", "tests/crl_fetch.rs"),
+    ("moat_tls_crl_next_update_timestamp_seconds", "tests/crl.rs (CRLs configured)"),
+    ("moat_tls_crl_this_update_timestamp_seconds", "tests/crl.rs (CRLs configured)"),
+    ("moat_tls_resumed_sessions_rejected_total", "tests/tls_reload.rs"),
+];
+
 /// Every `moat_…` metric name in a PromQL expression, with a histogram's `_bucket`/`_sum`/`_count`
 /// suffix removed.
 pub fn promql_metrics(expr: &str) -> BTreeSet<String> {

@@ -94,13 +94,14 @@ pub fn parse_token_file(text: &str) -> Result<Vec<AdminToken>, Vec<TokenIssue>> 
     })?;
     let mut issues = Vec::new();
     let mut out: Vec<AdminToken> = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for (i, t) in raw.tokens.value.into_iter().enumerate() {
         let key = format!("tokens[{i}]");
         let line = t.name.referenced.line();
         if t.name.value.is_empty() || t.name.value.chars().any(char::is_control) {
             issues.push(issue(line, format!("{key}.name"), "must be non-empty printable text"));
         }
-        if out.iter().any(|o| o.name == t.name.value) {
+        if !names.insert(t.name.value.clone()) {
             issues.push(issue(line, format!("{key}.name"), format!("duplicate name `{}`", t.name.value)));
         }
         let scope = match t.scope.value.as_str() {
