@@ -120,6 +120,12 @@ fn overload_env_opts(overload: &str) -> MoatOptions {
 #[tokio::test]
 async fn connection_overload_refuses_new_clients_before_tls_and_recovers() {
     let env = Env::start_with(overload_env_opts("  max_connections: 2\n")).await;
+    // The harness's readiness probe (a bare TCP connect) counts until moat sees it close.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&env, "moat_connections_active{listener=\"mqtts\"}").await != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the readiness probe never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let topic = unique("ovl");
     let mut a = env.raw_connected(Version::V311, &unique("ovl")).await;
     let b = env.raw_connected(Version::V311, &unique("ovl")).await;
