@@ -252,13 +252,16 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
             .iter()
             .map(|l| {
                 format!(
-                    "{} {} {:?} {:?} {} {:?}",
+                    "{} {} {:?} {:?} {} {:?} {:?} {:?}",
                     l.name,
                     l.bind,
                     l.tls.as_ref().map(|t| (&t.cert_path, &t.key_path, t.client_auth, t.versions)),
                     l.websocket_path,
                     l.proxy_protocol,
-                    l.max_connections
+                    l.max_connections,
+                    // Per-listener quotas and rates live in sessions and shared buckets.
+                    l.quotas,
+                    l.rates
                 )
             })
             .collect::<Vec<_>>()
@@ -270,6 +273,7 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     check("admin.bind", old.admin.bind != new.admin.bind);
     check("log_format", old.log_format != new.log_format);
     check("flapping", format!("{:?}", old.flapping) != format!("{:?}", new.flapping));
+    check("overload", old.overload != new.overload);
     let store = |c: &Config| c.bans.as_ref().map(|b| b.store.clone());
     check("bans.store", store(old) != store(new));
     let has_file = |c: &Config| c.bans.is_some();

@@ -17,7 +17,8 @@ use crate::policy::bans::{BanStore, LiveBans};
 use crate::policy::limits::ConnectionLimits;
 use crate::policy::live::{Generation, LivePolicy};
 use crate::runtime::Runtime;
-use crate::session::{Context, Registry};
+use crate::session::{Context, NodeBuckets, Registry, TrafficPlan};
+use crate::transport::overload::Overload;
 use crate::transport::{self, Listener};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ impl Server {
             None => None,
         };
         let (set, stateful) = Runtime::policy_parts(&config, bans.clone(), &metrics);
+        let conn_limits =
+            ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
+        let overload = config.overload.map(|o| Overload::new(o, conn_limits.clone(), metrics.clone()));
         let ctx = Arc::new(Context {
             upstream: config.upstream.clone(),
             timeouts: config.timeouts,
@@ -66,10 +70,23 @@ impl Server {
             registry: Arc::new(Registry::default()),
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
+            listener_quotas: config
+                .listeners
+                .iter()
+                .map(|l| (Arc::from(l.name.as_str()), l.quotas))
+                .collect(),
+            listener_traffic: {
+                let node = NodeBuckets::new(&config.limits);
+                let max = config.limits.max_packet_size;
+                config
+                    .listeners
+                    .iter()
+                    .map(|l| (Arc::from(l.name.as_str()), TrafficPlan::new(&l.rates, &node, max)))
+                    .collect()
+            },
+            overload,
         });
         let mut listeners = Vec::new();
-        let conn_limits =
-            ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
         for l in &config.listeners {
             listeners.push(transport::bind(l, conn_limits.clone(), metrics.clone()).await?);
         }
@@ -111,6 +128,13 @@ impl Server {
         let tracker = TaskTracker::new();
         for l in self.listeners {
             tokio::spawn(l.serve(ctx.clone(), tracker.clone()));
+        }
+        if let Some(overload) = &ctx.overload {
+            tokio::spawn(overload.clone().monitor(
+                ctx.upstream.address.clone(),
+                ctx.upstream.connect_timeout,
+                ctx.shutdown.clone(),
+            ));
         }
         let mut admin = tokio::spawn(admin::serve(
             self.admin,

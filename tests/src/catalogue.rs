@@ -120,6 +120,8 @@ pub const FEATURE_METRICS: &[(&str, &str)] = &[
     ("moat_tls_crl_next_update_timestamp_seconds", "tests/crl.rs (CRLs configured)"),
     ("moat_tls_crl_this_update_timestamp_seconds", "tests/crl.rs (CRLs configured)"),
     ("moat_tls_resumed_sessions_rejected_total", "tests/tls_reload.rs"),
+    ("moat_quota_exceeded_total", "tests/quotas.rs, tests/overload.rs (slow consumer)"),
+    ("moat_overload_refusals_total", "tests/overload.rs"),
 ];
 
 /// Every `moat_…` metric name in a PromQL expression, with a histogram's `_bucket`/`_sum`/`_count`

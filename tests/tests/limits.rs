@@ -78,6 +78,17 @@ async fn listener_connection_cap() {
         ..Default::default()
     })
     .await;
+    // The harness's readiness probe (a bare TCP connect) holds the only slot until moat sees it
+    // close during the TLS handshake: wait for that before taking the slot.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = moat_e2e::http::get(env.moat.admin_port, "/metrics").await.expect("metrics");
+        if m.body.contains("moat_connections_active{listener=\"mqtts\"} 0") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the readiness probe's slot was never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _held = connected_clients(&env, 1).await;
     assert!(
         moat_e2e::RawClient::connect(env.moat.port, env.tls()).await.is_err(),

@@ -34,10 +34,27 @@ pub struct Config {
     /// The ban file's bans and where runtime bans are kept; `None` when neither is set.
     pub bans: Option<BansConfig>,
     pub flapping: Option<FlappingSettings>,
+    /// Overload protection; `None` when the `overload:` block is absent.
+    pub overload: Option<OverloadConfig>,
     /// The config file and every policy file it made moat read (watched for live reload).
     pub files: Vec<PathBuf>,
     /// A separate JSON stream for the `moat::audit` events; `None`: they stay in the main log.
     pub audit: Option<AuditOutput>,
+}
+
+/// Thresholds past which new connections are refused while existing sessions keep flowing;
+/// everything returns to normal by itself once the condition clears.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverloadConfig {
+    /// Open connections (all listeners) at or above which new ones are closed before TLS.
+    pub max_connections: Option<usize>,
+    /// Resident memory of the moat process, in bytes, above which new connections are closed
+    /// before TLS (sampled every `check_interval`).
+    pub max_memory: Option<u64>,
+    /// Refuse new clients (CONNACK 0x89 / 3.1.1 3) without dialing while the upstream is down.
+    pub upstream_unhealthy: bool,
+    /// How often memory is sampled and a down upstream is probed.
+    pub check_interval: Duration,
 }
 
 /// Bans: the file's entries (validated, loaded) and the runtime store's path. Validation also
@@ -89,6 +106,10 @@ pub struct ListenerConfig {
     pub proxy_protocol: bool,
     /// Most open connections on this listener.
     pub max_connections: Option<usize>,
+    /// The global `limits:` quotas with this listener's `limits:` overrides applied.
+    pub quotas: Quotas,
+    /// The global rates with this listener's overrides applied.
+    pub rates: Rates,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +231,77 @@ pub struct Limits {
     pub max_connections_per_ip: Option<usize>,
     /// PUBLISH packets per second per connection, enforced by not reading (nothing is dropped).
     pub publish_rate: Option<RateSpec>,
+    /// Global quota defaults (each listener carries its effective copy in [`ListenerConfig`]).
+    pub quotas: Quotas,
+    /// Global rate defaults (each listener carries its effective copy in [`ListenerConfig`]).
+    pub rates: Rates,
+    /// Whole-node PUBLISH rates, shared by every connection of every listener.
+    pub node_publish_rate: Option<RateSpec>,
+    pub node_publish_bytes_rate: Option<RateSpec>,
+    /// A client whose outbound queue stays full this long is disconnected (v5 DISCONNECT 0x97).
+    pub slow_consumer_timeout: Option<Duration>,
+}
+
+/// Rate limits, EMQX-style hierarchical: a PUBLISH needs tokens from its connection's bucket, its
+/// listener's bucket and the node's bucket; missing tokens stop moat reading from the client
+/// (backpressure), nothing is dropped. `None` = no limit at that level.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rates {
+    /// PUBLISH packets / bytes per second, per connection.
+    pub publish_rate: Option<RateSpec>,
+    pub publish_bytes_rate: Option<RateSpec>,
+    /// PUBLISH packets / bytes per second, all connections of one listener together.
+    pub listener_publish_rate: Option<RateSpec>,
+    pub listener_publish_bytes_rate: Option<RateSpec>,
+    /// Connection attempts per second on one listener, and per source IP on it; checked on
+    /// accept, before TLS.
+    pub connection_rate: Option<RateSpec>,
+    pub connection_rate_per_ip: Option<RateSpec>,
+}
+
+/// Per-client quotas. Exceeding one is answered with the v5 reason code (0x97, 0x9E, 0x85, 0x93)
+/// or a close in 3.1.1, counted in `moat_quota_exceeded_total` and logged to `moat::audit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// Most `/`-separated levels in a topic name or filter (Will topic included).
+    pub max_topic_levels: usize,
+    /// Longest topic name or filter, in bytes.
+    pub max_topic_length: usize,
+    /// Longest client id, in bytes.
+    pub max_clientid_length: usize,
+    /// Most distinct active subscription filters per connection; `None` = unlimited.
+    pub max_subscriptions: Option<usize>,
+    /// Most client → broker QoS 1/2 PUBLISHes awaiting the broker's ack; `None` = unlimited.
+    pub max_inflight: Option<u16>,
+    /// Keep-alive bounds in seconds (0 = "no keep-alive" counts as above any maximum).
+    pub keepalive_min: Option<u16>,
+    pub keepalive_max: Option<u16>,
+    /// `false`: `$share/` filters are refused (SUBACK 0x9E).
+    pub shared_subscriptions: bool,
+}
+
+/// EMQX's default; deep enough for any real hierarchy, shallow enough to bound matching work.
+pub const DEFAULT_MAX_TOPIC_LEVELS: usize = 128;
+/// Far above real topic names (AWS IoT caps them at 256 bytes) while keeping every ACL match and
+/// broker-side subscription entry small; MQTT's own ceiling is 65535.
+pub const DEFAULT_MAX_TOPIC_LENGTH: usize = 4096;
+/// Room for UUIDs, device serials and certificate-derived ids (AWS IoT allows 128); client ids
+/// end up in logs, ACL placeholders and broker memory, so 64 KiB ones buy nothing but cost.
+pub const DEFAULT_MAX_CLIENTID_LENGTH: usize = 256;
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_topic_levels: DEFAULT_MAX_TOPIC_LEVELS,
+            max_topic_length: DEFAULT_MAX_TOPIC_LENGTH,
+            max_clientid_length: DEFAULT_MAX_CLIENTID_LENGTH,
+            max_subscriptions: None,
+            max_inflight: None,
+            keepalive_min: None,
+            keepalive_max: None,
+            shared_subscriptions: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

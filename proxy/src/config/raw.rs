@@ -32,6 +32,21 @@ pub(crate) struct RawConfig {
     pub flapping: Option<RawFlapping>,
     #[serde(default)]
     pub audit: Option<RawAudit>,
+    #[serde(default)]
+    pub overload: Option<RawOverload>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOverload {
+    #[serde(default)]
+    pub max_connections: Option<S<u64>>,
+    #[serde(default)]
+    pub max_memory: Option<S<String>>,
+    #[serde(default)]
+    pub upstream_unhealthy: Option<S<bool>>,
+    #[serde(default)]
+    pub check_interval: Option<S<String>>,
 }
 
 /// Where the `moat::audit` events go (their own JSON stream, apart from the main log).
@@ -158,6 +173,44 @@ pub(crate) struct RawListener {
     pub proxy_protocol: Option<S<bool>>,
     #[serde(default)]
     pub max_connections: Option<S<u64>>,
+    /// Per-listener overrides of the global `limits:` quotas and rates.
+    #[serde(default)]
+    pub limits: Option<RawListenerLimits>,
+}
+
+/// The keys a listener's `limits:` block may override (the global `limits:` gives the defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListenerLimits {
+    #[serde(default)]
+    pub max_topic_levels: Option<S<u64>>,
+    #[serde(default)]
+    pub max_topic_length: Option<S<u64>>,
+    #[serde(default)]
+    pub max_clientid_length: Option<S<u64>>,
+    #[serde(default)]
+    pub max_subscriptions: Option<S<u64>>,
+    #[serde(default)]
+    pub max_inflight: Option<S<u64>>,
+    #[serde(default)]
+    pub keepalive_min: Option<S<String>>,
+    #[serde(default)]
+    pub keepalive_max: Option<S<String>>,
+    #[serde(default)]
+    pub shared_subscriptions: Option<S<bool>>,
+    // Rates (see `config/rates.rs`).
+    #[serde(default)]
+    pub publish_rate: Option<S<String>>,
+    #[serde(default)]
+    pub publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub listener_publish_rate: Option<S<String>>,
+    #[serde(default)]
+    pub listener_publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub connection_rate: Option<S<String>>,
+    #[serde(default)]
+    pub connection_rate_per_ip: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +293,41 @@ pub(crate) struct RawLimits {
     pub max_connections_per_ip: Option<S<u64>>,
     #[serde(default)]
     pub publish_rate: Option<S<String>>,
+    // Quotas: global defaults, each overridable in a listener's `limits:` block.
+    #[serde(default)]
+    pub max_topic_levels: Option<S<u64>>,
+    #[serde(default)]
+    pub max_topic_length: Option<S<u64>>,
+    #[serde(default)]
+    pub max_clientid_length: Option<S<u64>>,
+    #[serde(default)]
+    pub max_subscriptions: Option<S<u64>>,
+    #[serde(default)]
+    pub max_inflight: Option<S<u64>>,
+    #[serde(default)]
+    pub keepalive_min: Option<S<String>>,
+    #[serde(default)]
+    pub keepalive_max: Option<S<String>>,
+    #[serde(default)]
+    pub shared_subscriptions: Option<S<bool>>,
+    // Rates: per connection (`publish_rate` above), per listener (a default each listener's own
+    // bucket starts from) and for the whole node.
+    #[serde(default)]
+    pub publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub listener_publish_rate: Option<S<String>>,
+    #[serde(default)]
+    pub listener_publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub node_publish_rate: Option<S<String>>,
+    #[serde(default)]
+    pub node_publish_bytes_rate: Option<S<String>>,
+    #[serde(default)]
+    pub connection_rate: Option<S<String>>,
+    #[serde(default)]
+    pub connection_rate_per_ip: Option<S<String>>,
+    #[serde(default)]
+    pub slow_consumer_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -163,6 +163,86 @@ fn old_tls_versions_are_refused_at_config_check() {
 }
 
 #[test]
+fn quotas_default_and_listener_overrides() {
+    let c = load_text(&with_anon(&format!(
+        "{PLAIN}    limits:\n      max_topic_levels: 4\n      shared_subscriptions: false\n\
+         limits:\n  max_topic_levels: 8\n  max_inflight: 10\n  keepalive_max: 300s\n"
+    )))
+    .expect("valid");
+    assert_eq!(c.limits.quotas.max_topic_levels, 8);
+    assert_eq!(c.limits.quotas.max_topic_length, DEFAULT_MAX_TOPIC_LENGTH);
+    let q = c.listeners[0].quotas;
+    assert_eq!(q.max_topic_levels, 4, "listener override");
+    assert_eq!(q.max_inflight, Some(10), "inherited from the global block");
+    assert_eq!(q.keepalive_max, Some(300));
+    assert!(!q.shared_subscriptions);
+}
+
+#[test]
+fn quota_errors_name_line_and_key() {
+    let found = issues(&with_anon(&format!(
+        "{PLAIN}    limits:\n      max_inflight: 70000\n      keepalive_min: 1500ms\n\
+         limits:\n  max_topic_levels: 0\n  keepalive_min: 60s\n  keepalive_max: 30s\n"
+    )));
+    let keys: Vec<(&str, u64)> = found.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert!(keys.contains(&("listeners[0].limits.max_inflight", 6)), "{found:?}");
+    assert!(keys.contains(&("listeners[0].limits.keepalive_min", 7)), "{found:?}");
+    assert!(keys.contains(&("limits.max_topic_levels", 9)), "{found:?}");
+    assert!(keys.contains(&("limits.keepalive_min", 10)), "{found:?}");
+}
+
+#[test]
+fn node_keys_are_not_listener_keys() {
+    let found = issues(&with_anon(&format!("{PLAIN}    limits:\n      max_connections_per_ip: 3\n")));
+    assert_eq!(found[0].key, "max_connections_per_ip", "{found:?}");
+}
+
+#[test]
+fn rates_default_and_listener_overrides() {
+    let c = load_text(&with_anon(&format!(
+        "{PLAIN}    limits:\n      publish_rate: infinity\n      connection_rate: \"10/s, burst 20\"\n\
+         limits:\n  publish_rate: 100/s\n  publish_bytes_rate: 10MB/m\n  node_publish_rate: 1000/s\n"
+    )))
+    .expect("valid");
+    let r = c.listeners[0].rates;
+    assert_eq!(r.publish_rate.map(|s| s.rate), Some(crate::policy::limits::Rate::Infinity));
+    assert_eq!(
+        r.publish_bytes_rate.map(|s| s.rate),
+        Some(crate::policy::limits::Rate::PerSecond(1e7 / 60.0))
+    );
+    assert_eq!(r.connection_rate.and_then(|s| s.burst), Some(20.0));
+    assert!(c.limits.node_publish_rate.is_some());
+}
+
+#[test]
+fn rate_errors_name_line_and_key() {
+    let found = issues(&with_anon(&format!(
+        "{PLAIN}    limits:\n      connection_rate_per_ip: 5/fortnight\nlimits:\n  node_publish_bytes_rate: 0/s\n"
+    )));
+    let keys: Vec<(&str, u64)> = found.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert!(keys.contains(&("listeners[0].limits.connection_rate_per_ip", 6)), "{found:?}");
+    assert!(keys.contains(&("limits.node_publish_bytes_rate", 8)), "{found:?}");
+}
+
+#[test]
+fn overload_block() {
+    let c = load_text(&with_anon(&format!(
+        "{PLAIN}overload:\n  max_connections: 1000\n  max_memory: 512MiB\n  upstream_unhealthy: true\n\
+         limits:\n  slow_consumer_timeout: 5s\n"
+    )))
+    .expect("valid");
+    let o = c.overload.expect("overload");
+    assert_eq!(o.max_memory, Some(512 << 20));
+    assert_eq!(o.max_connections, Some(1000));
+    assert!(o.upstream_unhealthy);
+    assert_eq!(c.limits.slow_consumer_timeout, Some(std::time::Duration::from_secs(5)));
+    let found = issues(&with_anon(&format!("{PLAIN}overload:\n  max_memory: lots\n  check_interval: 0s\n")));
+    let keys: Vec<(&str, u64)> = found.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert!(keys.contains(&("overload.max_memory", 6)), "{found:?}");
+    assert!(keys.contains(&("overload.check_interval", 7)), "{found:?}");
+}
+
+#[test]
 fn flapping_counts_must_be_positive_and_admin_token_files_must_exist() {
     let list = issues(&with_anon(
         "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n\

@@ -41,6 +41,30 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             auth_failure_max_count: f.auth_failure_max_count.map(|n| n.value),
         }
     });
+    let quotas = match raw.limits.as_ref() {
+        Some(l) => super::quotas::quotas(l.into(), Quotas::default(), "limits", issues),
+        None => Quotas::default(),
+    };
+    let rates = match raw.limits.as_ref() {
+        Some(l) => super::rates::rates(l.into(), Rates::default(), "limits", issues),
+        None => Rates::default(),
+    };
+    let node_publish_rate = super::rates::rate(
+        raw.limits.as_ref().and_then(|l| l.node_publish_rate.as_ref()),
+        "limits.node_publish_rate",
+        issues,
+    );
+    let node_publish_bytes_rate = super::rates::rate(
+        raw.limits.as_ref().and_then(|l| l.node_publish_bytes_rate.as_ref()),
+        "limits.node_publish_bytes_rate",
+        issues,
+    );
+    let slow_consumer_timeout = raw
+        .limits
+        .as_ref()
+        .and_then(|l| l.slow_consumer_timeout.clone())
+        .map(|d| duration(Some(d), "limits.slow_consumer_timeout", 30, issues));
+    let overload = raw.overload.map(|o| super::overload::overload(o, issues));
     let audit = raw.audit.and_then(|a| super::audit::compile(a, &base, issues));
     let bans = raw.bans.and_then(|b| super::policies::bans(b, &base, issues));
     let mut listeners = Vec::new();
@@ -50,7 +74,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
     let mut names = std::collections::HashSet::new();
     for (i, l) in raw.listeners.value.into_iter().enumerate() {
         let key = format!("listeners[{i}]");
-        if let Some(compiled) = listener(l, &key, &base, &authenticators, issues) {
+        if let Some(compiled) = listener(l, &key, &base, &authenticators, (quotas, rates), issues) {
             if !names.insert(compiled.name.clone()) {
                 issues.push(0, format!("{key}.name"), format!("duplicate listener name `{}`", compiled.name));
             }
@@ -94,15 +118,8 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         "limits.max_connections_per_ip",
         issues,
     );
-    let publish_rate = raw.limits.as_ref().and_then(|l| l.publish_rate.as_ref()).and_then(|r| {
-        match crate::policy::limits::parse_rate_spec(&r.value) {
-            Ok(spec) => Some(spec),
-            Err(e) => {
-                issues.push(r.referenced.line(), "limits.publish_rate", e.to_string());
-                None
-            }
-        }
-    });
+    // Parsed (and reported) with the other rates.
+    let publish_rate = rates.publish_rate;
     let max_packet_size = match raw.limits.and_then(|l| l.max_packet_size) {
         Some(m) if m.value < 64 || m.value > MQTT_MAX_PACKET_SIZE => {
             issues.push(
@@ -164,6 +181,11 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
             max_connections,
             max_connections_per_ip,
             publish_rate,
+            quotas,
+            rates,
+            node_publish_rate,
+            node_publish_bytes_rate,
+            slow_consumer_timeout,
         },
         admin: AdminConfig {
             bind: admin_bind?,
@@ -178,6 +200,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         broker_identity,
         bans,
         flapping,
+        overload,
         files: Vec::new(),
         audit,
     })
@@ -188,6 +211,7 @@ fn listener(
     key: &str,
     base: &Path,
     authenticators: &[(String, std::sync::Arc<crate::policy::authn::Authenticator>)],
+    (global_quotas, global_rates): (Quotas, Rates),
     issues: &mut Issues,
 ) -> Option<ListenerConfig> {
     let auth_line = l.authentication.as_ref().map_or(l.bind.referenced.line(), |a| a.referenced.line());
@@ -253,6 +277,14 @@ fn listener(
     });
     let proxy_protocol = l.proxy_protocol.as_ref().is_some_and(|p| p.value);
     let max_connections = count(l.max_connections.as_ref(), &format!("{key}.max_connections"), issues);
+    let quotas = match l.limits.as_ref() {
+        Some(ll) => super::quotas::quotas(ll.into(), global_quotas, &format!("{key}.limits"), issues),
+        None => global_quotas,
+    };
+    let rates = match l.limits.as_ref() {
+        Some(ll) => super::rates::rates(ll.into(), global_rates, &format!("{key}.limits"), issues),
+        None => global_rates,
+    };
     Some(ListenerConfig {
         name: l.name.value,
         bind: bind?,
@@ -261,6 +293,8 @@ fn listener(
         websocket_path,
         proxy_protocol,
         max_connections,
+        quotas,
+        rates,
     })
 }
 

@@ -70,6 +70,12 @@ pub struct RuleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    /// The quota's config key (`max_topic_levels`, `max_inflight`, …).
+    pub quota: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -170,6 +176,9 @@ pub struct Metrics {
     pub authentication_seconds: Histogram,
     acl_decisions: Family<AclLabels, Counter>,
     acl_rule_matches: Family<RuleLabels, Counter>,
+    quota_exceeded: Family<QuotaLabels, Counter>,
+    overload_refusals: Family<KindLabels, Counter>,
+    resident_memory: Gauge,
     pub ops: ops::OpsMetrics,
     pub tls: tls::TlsMetrics,
 }
@@ -236,6 +245,25 @@ impl Metrics {
         );
         let tls = tls::TlsMetrics::register(&mut registry);
 
+        let quota_exceeded = Family::<QuotaLabels, Counter>::default();
+        registry.register(
+            "quota_exceeded",
+            "Packets or connections refused because a quota was exceeded, by quota",
+            quota_exceeded.clone(),
+        );
+
+        let overload_refusals = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "overload_refusals",
+            "New connections refused by overload protection, by kind (connections, memory, upstream)",
+            overload_refusals.clone(),
+        );
+        let resident_memory = Gauge::default();
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of the moat process, as last sampled by overload protection",
+            resident_memory.clone(),
+        );
         let ops = ops::OpsMetrics::register(&mut registry);
 
         let dir_counters = |d: Direction| {
@@ -261,6 +289,9 @@ impl Metrics {
             authentication_seconds,
             acl_decisions,
             acl_rule_matches,
+            quota_exceeded,
+            overload_refusals,
+            resident_memory,
             ops,
             tls,
         })
@@ -297,6 +328,20 @@ impl Metrics {
     /// The match counter of one ACL rule (rule ids are a bounded, user-chosen set).
     pub fn acl_rule_counter(&self, rule: &str) -> Counter {
         self.acl_rule_matches.get_or_create_owned(&RuleLabels { rule: rule.to_string() })
+    }
+
+    /// One quota violation (only on the refusal path, so the lookup is not per forwarded packet).
+    pub fn quota_exceeded(&self, quota: &'static str) {
+        self.quota_exceeded.get_or_create(&QuotaLabels { quota }).inc();
+    }
+
+    /// One connection refused by overload protection.
+    pub fn overload_refusal(&self, kind: &'static str) {
+        self.overload_refusals.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    pub fn set_resident_memory(&self, bytes: u64) {
+        self.resident_memory.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Prometheus text exposition.

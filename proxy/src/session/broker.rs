@@ -40,6 +40,28 @@ impl Relay {
                 self.answer_broker(q, PacketType::Pubcomp, a.packet_id);
                 Step::Replaced
             }
+            Ok(Packet::Puback(a) | Packet::Pubcomp(a)) => {
+                if let Some(inflight) = self.inflight.as_mut() {
+                    inflight.complete(a.packet_id);
+                }
+                Step::Continue
+            }
+            // PUBREC with an error ends a QoS 2 exchange (MQTT 5 4.9); a successful one keeps it
+            // in flight until PUBCOMP.
+            Ok(Packet::Pubrec(a)) => {
+                if a.reason >= 0x80 {
+                    if let Some(inflight) = self.inflight.as_mut() {
+                        inflight.complete(a.packet_id);
+                    }
+                }
+                Step::Continue
+            }
+            Ok(Packet::Unsuback(u)) => {
+                if let Some(subscriptions) = self.subscriptions.as_mut() {
+                    subscriptions.unsubscribed(u.packet_id, u.codes);
+                }
+                Step::Continue
+            }
             Ok(Packet::Disconnect(_)) => Step::Finish,
             Ok(Packet::Connect(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) | Packet::Pingreq) => {
                 info!(packet = frame.packet_type().as_str(), "client-only packet from the broker");
@@ -72,6 +94,7 @@ impl Relay {
             c,
             self.ctx.limits.max_packet_size,
             self.assigned_client_id.as_deref(),
+            &self.connack_quotas,
         ) {
             Some(rewritten) => {
                 q.to_client.extend_from_slice(&rewritten);

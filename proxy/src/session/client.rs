@@ -4,6 +4,7 @@
 
 use tracing::info;
 
+use super::quota;
 use super::relay::{Queues, Relay, Step};
 use crate::codec::{
     encode_ack, encode_suback, encode_subscribe, Frame, Packet, PacketType, ProtocolVersion, Publish, QoS,
@@ -42,8 +43,14 @@ impl Relay {
             | Packet::Pubrec(_)
             | Packet::Pubrel(_)
             | Packet::Pubcomp(_)
-            | Packet::Unsubscribe(_)
             | Packet::Pingreq => Step::Continue,
+            Packet::Unsubscribe(u) => match self.subscriptions.as_mut() {
+                None => Step::Continue,
+                Some(subscriptions) => match subscriptions.unsubscribing(u.packet_id, u.filters()) {
+                    Ok(()) => Step::Continue,
+                    Err(reason) => Step::Close(self.protocol_error("tracked_ids", reason)),
+                },
+            },
             // Trap 13: AUTH is for moat (no enhanced method is offered, so any AUTH — including a
             // re-authentication — is a protocol error) and never reaches the broker.
             Packet::Auth(_) => Step::Close(self.protocol_error("auth_packet", ReasonCode::ProtocolError)),
@@ -56,8 +63,12 @@ impl Relay {
             Ok(t) => t,
             Err(reason) => return Step::Close(self.protocol_error("topic_alias", reason)),
         };
+        if let Some(quota) = quota::topic_quota(&self.quotas, topic) {
+            quota::record(&self.ctx.metrics, quota, topic);
+            return self.publish_over_quota(p, q);
+        }
         let deny = match self.filters.on_publish(&self.session, topic, p) {
-            Verdict::Allow => return Step::Continue,
+            Verdict::Allow => return self.publish_allowed(p),
             Verdict::Deny(d) => d,
         };
         info!(topic = %escape(topic), reason = deny.label, "PUBLISH denied");
@@ -88,6 +99,58 @@ impl Relay {
         }
     }
 
+    /// A PUBLISH over a topic quota: v5 QoS 1/2 get PUBACK/PUBREC 0x97 and the session goes on;
+    /// v5 QoS 0 has no ack to carry a code, and 3.1.1 has no negative ack at all, so those close
+    /// (v5 with DISCONNECT 0x97).
+    fn publish_over_quota(&mut self, p: &Publish<'_>, q: &mut Queues) -> Step {
+        match (self.version(), p.qos, p.packet_id) {
+            (ProtocolVersion::V5, QoS::AtLeastOnce, Some(id)) => {
+                self.answer_client(q, PacketType::Puback, id, ReasonCode::QuotaExceeded);
+                Step::Replaced
+            }
+            (ProtocolVersion::V5, QoS::ExactlyOnce, Some(id)) => {
+                self.answer_client(q, PacketType::Pubrec, id, ReasonCode::QuotaExceeded);
+                Step::Replaced
+            }
+            _ => Step::Close(Some(ReasonCode::QuotaExceeded)),
+        }
+    }
+
+    /// A PUBLISH every filter allowed: QoS 1/2 count against `max_inflight` until the broker acks.
+    /// Over it: v5 clients were told the limit as Receive Maximum in CONNACK, so exceeding it is
+    /// their protocol error, answered with DISCONNECT 0x93 as MQTT 5 3.3.4 prescribes; 3.1.1
+    /// clients are closed.
+    fn publish_allowed(&mut self, p: &Publish<'_>) -> Step {
+        let (Some(inflight), Some(id)) = (self.inflight.as_mut(), p.packet_id) else {
+            return Step::Continue;
+        };
+        if inflight.insert(id).is_ok() {
+            return Step::Continue;
+        }
+        quota::record(&self.ctx.metrics, "max_inflight", "too many unacknowledged QoS 1/2 PUBLISHes");
+        Step::Close(Some(ReasonCode::ReceiveMaximumExceeded))
+    }
+
+    /// The quota a permitted SUBSCRIBE filter exceeds, as the v5 SUBACK code: 0x9E for a shared
+    /// subscription when they are off, 0x97 for topic depth/length and the subscription count.
+    fn subscribe_quota(&mut self, filter: &str) -> Option<ReasonCode> {
+        if !self.quotas.shared_subscriptions && filter.starts_with("$share/") {
+            quota::record(&self.ctx.metrics, "shared_subscriptions", filter);
+            return Some(ReasonCode::SharedSubscriptionsNotSupported);
+        }
+        if let Some(quota) = quota::topic_quota(&self.quotas, filter) {
+            quota::record(&self.ctx.metrics, quota, filter);
+            return Some(ReasonCode::QuotaExceeded);
+        }
+        if let Some(subscriptions) = self.subscriptions.as_mut() {
+            if !subscriptions.admit(filter) {
+                quota::record(&self.ctx.metrics, "max_subscriptions", filter);
+                return Some(ReasonCode::QuotaExceeded);
+            }
+        }
+        None
+    }
+
     /// Checks each filter; forwards only the permitted ones under the same packet id and
     /// remembers where the denied ones were, to merge the broker's SUBACK (trap 12).
     fn client_subscribe(&mut self, s: &Subscribe<'_>, q: &mut Queues) -> Step {
@@ -99,21 +162,26 @@ impl Relay {
         let v5 = self.version() == ProtocolVersion::V5;
         let mut slots: Option<Vec<Option<u8>>> = None;
         for (i, (filter, options)) in s.filters().enumerate() {
-            let deny = match self.filters.on_subscribe(&self.session, filter, options) {
-                Verdict::Allow => {
-                    if let Some(slots) = slots.as_mut() {
-                        slots.push(None);
+            let reason = match self.filters.on_subscribe(&self.session, filter, options) {
+                Verdict::Allow => match self.subscribe_quota(filter) {
+                    None => {
+                        if let Some(slots) = slots.as_mut() {
+                            slots.push(None);
+                        }
+                        continue;
                     }
-                    continue;
+                    Some(reason) => reason,
+                },
+                Verdict::Deny(deny) => {
+                    info!(filter = %escape(filter), reason = deny.label, "SUBSCRIBE filter denied");
+                    self.ctx.metrics.denied("subscribe", deny.label);
+                    if deny.disconnect {
+                        return Step::Close(Some(deny.reason));
+                    }
+                    deny.reason
                 }
-                Verdict::Deny(d) => d,
             };
-            info!(filter = %escape(filter), reason = deny.label, "SUBSCRIBE filter denied");
-            self.ctx.metrics.denied("subscribe", deny.label);
-            if deny.disconnect {
-                return Step::Close(Some(deny.reason));
-            }
-            let code = if v5 { deny.reason.as_u8() } else { SUBACK_FAILURE_V3 };
+            let code = if v5 { reason.as_u8() } else { SUBACK_FAILURE_V3 };
             // Allocated only when something is denied: the all-allowed path stays allocation-free.
             let slots = slots.get_or_insert_with(|| vec![None; i]);
             slots.push(Some(code));

@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn, Instrument};
 
 use super::io::{read_connect_frame, write_within, ReadError};
+use super::quota;
 use super::registry::ClientInfo;
 use super::relay::Relay;
 use super::rewrite;
@@ -146,6 +147,16 @@ where
         return Err(ConnResult::Denied);
     }
 
+    // Quotas are cheap: checked before any authentication work.
+    let quotas = ctx.quotas_for(&peer.listener);
+    let keep_alive = match check_connect_quotas(&connect, &quotas, ctx) {
+        Ok(keep_alive) => keep_alive,
+        Err(reason) => {
+            refuse(&mut client, version, reason).await;
+            return Err(ConnResult::Denied);
+        }
+    };
+
     // Authentication decides before anything reaches the broker; pipelined packets wait in `buf`.
     let cert =
         peer.client_certs.as_ref().and_then(|c| c.first()).and_then(|leaf| CertIdentity::from_der(leaf));
@@ -213,7 +224,16 @@ where
         }
     };
 
-    let upstream = match upstream::dial(&ctx.upstream.address, ctx.upstream.connect_timeout).await {
+    if let Some(reason) = ctx.overload.as_ref().and_then(|o| o.admit_session().err()) {
+        info!(reason = reason.label(), "upstream marked down, refused without dialing");
+        refuse(&mut client, version, ReasonCode::ServerBusy).await;
+        return Err(ConnResult::UpstreamUnavailable);
+    }
+    let dialed = upstream::dial(&ctx.upstream.address, ctx.upstream.connect_timeout).await;
+    if let Some(overload) = &ctx.overload {
+        overload.upstream_result(dialed.is_ok());
+    }
+    let upstream = match dialed {
         Ok((stream, took)) => {
             ctx.metrics.upstream_connect_seconds.observe(took.as_secs_f64());
             stream
@@ -226,13 +246,21 @@ where
         }
     };
 
-    let keep_alive = connect.keep_alive;
     let shown = rewrite::BrokerView::new(&connect, &session.identity, policy.broker_identity);
     // The broker may use at most this many aliases toward the client (CONNECT is clamped to it);
     // none when deliveries are checked, so a dropped delivery cannot desync the client's aliases.
     let alias_cap = if policy.chain.checks_delivery() { 0 } else { super::alias::MAX_ALIASES };
-    let connect_bytes = rewrite::connect_for_broker(&connect, &shown, ctx.limits.max_packet_size, alias_cap)
-        .unwrap_or_else(|| frame.bytes().clone());
+    // A v5 client's clamped keep-alive is what the broker must enforce too; a 3.1.1 client's
+    // raised one is moat's alone (the client keeps pinging on its shorter schedule).
+    let broker_keep_alive = if version == ProtocolVersion::V5 { keep_alive } else { connect.keep_alive };
+    let connect_bytes = rewrite::connect_for_broker(
+        &connect,
+        &shown,
+        ctx.limits.max_packet_size,
+        alias_cap,
+        broker_keep_alive,
+    )
+    .unwrap_or_else(|| frame.bytes().clone());
     debug!(version = version.level(), "CONNECT accepted, relaying");
     let client_alias_max = connect.properties.topic_alias_maximum().unwrap_or(0).min(alias_cap);
     let info = ClientInfo {
@@ -250,10 +278,39 @@ where
     };
     let mut relay = Relay::new(ctx.clone(), session, filters, keep_alive, client_alias_max, policy_changes);
     relay.assigned_client_id = assigned_client_id;
+    relay.set_quotas(quotas, (keep_alive != connect.keep_alive).then_some(keep_alive));
     // Kept (a copy of a few dozen bytes, not the read buffer) so the session can re-check itself
     // against a new policy: bans on its client id, the ACL on its Will.
     relay.connect = bytes::Bytes::copy_from_slice(frame.bytes());
     Ok(Accepted { client, upstream, connect: connect_bytes, buf, relay, info })
+}
+
+/// The CONNECT-time quotas: client id length (v5 0x85, 3.1.1 return code 2), the Will topic
+/// (it is a publish: v5 0x97, 3.1.1 return code 3) and keep-alive bounds. Returns the keep-alive
+/// the session runs with, or the refusal reason.
+fn check_connect_quotas(
+    connect: &crate::codec::Connect<'_>,
+    quotas: &crate::config::Quotas,
+    ctx: &Context,
+) -> Result<u16, ReasonCode> {
+    if connect.client_id.len() > quotas.max_clientid_length {
+        quota::record(&ctx.metrics, "max_clientid_length", "client id too long");
+        return Err(ReasonCode::ClientIdentifierNotValid);
+    }
+    if let Some(will) = &connect.will {
+        if let Some(exceeded) = quota::topic_quota(quotas, will.topic) {
+            quota::record(&ctx.metrics, exceeded, will.topic);
+            return Err(ReasonCode::QuotaExceeded);
+        }
+    }
+    match quota::keep_alive(quotas, connect.keep_alive, connect.version == ProtocolVersion::V5) {
+        quota::KeepAlive::Keep => Ok(connect.keep_alive),
+        quota::KeepAlive::Clamp(k) => Ok(k),
+        quota::KeepAlive::Refuse => {
+            quota::record(&ctx.metrics, "keepalive_max", "3.1.1 keep-alive above the maximum");
+            Err(ReasonCode::ClientIdentifierNotValid)
+        }
+    }
 }
 
 /// Answers a refused CONNECT with a CONNACK carrying `reason` (its 3.1.1 return code for 3.1.x).

@@ -8,21 +8,24 @@ mod client;
 mod connect;
 mod io;
 mod pending;
+mod quota;
 mod recheck;
 pub mod registry;
 mod relay;
 mod rewrite;
+mod traffic;
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Limits, Timeouts, UpstreamConfig};
+use crate::config::{Limits, Quotas, Timeouts, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::policy::live::LivePolicy;
 
 pub use connect::run;
 pub use registry::{ClientFilter, ClientInfo, Registry};
+pub use traffic::{NodeBuckets, TrafficPlan};
 
 /// Everything a session needs, shared by all sessions of the process.
 pub struct Context {
@@ -36,6 +39,27 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the process starts its graceful shutdown.
     pub shutdown: CancellationToken,
+    /// Each listener's effective quotas (global `limits:` with its overrides), by listener name.
+    pub listener_quotas: Vec<(Arc<str>, Quotas)>,
+    /// Each listener's PUBLISH rate limits (`None`: none at any level), by listener name.
+    pub listener_traffic: Vec<(Arc<str>, Option<TrafficPlan>)>,
+    /// Overload protection, when configured.
+    pub overload: Option<Arc<crate::transport::overload::Overload>>,
+}
+
+impl Context {
+    /// The PUBLISH rate limits of `listener` (looked up once per connection).
+    pub fn traffic_for(&self, listener: &str) -> Option<&TrafficPlan> {
+        self.listener_traffic.iter().find(|(name, _)| &**name == listener).and_then(|(_, t)| t.as_ref())
+    }
+
+    /// The quotas of `listener` (looked up once per connection; few listeners, so a scan).
+    pub fn quotas_for(&self, listener: &str) -> Quotas {
+        self.listener_quotas
+            .iter()
+            .find(|(name, _)| &**name == listener)
+            .map_or(self.limits.quotas, |(_, q)| *q)
+    }
 }
 
 /// Smallest read buffer (and top-up) per direction.

@@ -20,14 +20,17 @@ use super::alias::AliasMap;
 use super::connect::LAST_WORDS;
 use super::io::{reserve_read, write_within};
 use super::pending::{DeniedQos2, PendingSubacks};
+use super::quota::{Inflight, Subscriptions};
 use super::registry::Registration;
+use super::rewrite::ConnackQuotas;
 use super::{Context, QUEUE_CAP};
 use crate::codec::Frame;
 use crate::codec::{
     encode_connack, encode_disconnect, split_frame, PacketType, ProtocolVersion, ReasonCode, Split,
 };
+use crate::config::Quotas;
 use crate::metrics::Direction;
-use crate::policy::limits::TokenBucket;
+use crate::policy::limits::{ConnBuckets, TrafficLimiter};
 use crate::policy::{SessionChain, SessionInfo};
 
 /// What to do with a frame after the filters have seen it.
@@ -108,12 +111,18 @@ pub(crate) struct Relay {
     pub(super) assigned_client_id: Option<String>,
     /// The broker's CONNACK has been relayed to the client.
     pub(super) connack_seen: bool,
-    /// `limits.publish_rate` for this connection.
-    publish_bucket: Option<TokenBucket>,
+    /// PUBLISH rate limits (connection, listener, node levels) for this connection.
+    traffic: Option<(TrafficLimiter, ConnBuckets)>,
     /// A PUBLISH that waits for a token, processed before anything else is read.
     held: Option<Frame>,
     /// Until when moat stops reading from the client (rate limit backpressure).
     throttled_until: Option<Instant>,
+    /// This listener's quotas and the state they need (see `quota.rs`).
+    pub(super) quotas: Quotas,
+    pub(super) inflight: Option<Inflight>,
+    pub(super) subscriptions: Option<Subscriptions>,
+    /// What the v5 CONNACK must tell the client about its quotas.
+    pub(super) connack_quotas: ConnackQuotas,
     /// The client's CONNECT as received, to re-check the session against a new policy.
     pub(super) connect: Bytes,
     /// Wakes when the policy or the ban list changes.
@@ -130,8 +139,7 @@ impl Relay {
         client_alias_max: u16,
         policy_changes: watch::Receiver<u64>,
     ) -> Self {
-        let publish_bucket =
-            ctx.limits.publish_rate.map(|spec| TokenBucket::new(spec.rate, spec.burst_or_default()));
+        let traffic = ctx.traffic_for(&session.peer.listener).map(|plan| plan.session());
         let mut outbound_aliases = AliasMap::default();
         outbound_aliases.set_max(client_alias_max);
         Self {
@@ -143,15 +151,32 @@ impl Relay {
             outbound_aliases,
             denied_inbound_qos2: DeniedQos2::default(),
             denied_outbound_qos2: DeniedQos2::default(),
-            publish_bucket,
+            traffic,
             pending_subacks: PendingSubacks::default(),
             assigned_client_id: None,
             connack_seen: false,
             held: None,
             throttled_until: None,
+            quotas: Quotas::default(),
+            inflight: None,
+            subscriptions: None,
+            connack_quotas: ConnackQuotas::default(),
             connect: Bytes::new(),
             policy_changes,
         }
+    }
+
+    /// Installs the listener's quotas; `clamped_keep_alive` is set when the keep-alive bounds
+    /// changed the client's value (a v5 client is told in CONNACK).
+    pub(super) fn set_quotas(&mut self, quotas: Quotas, clamped_keep_alive: Option<u16>) {
+        self.inflight = quotas.max_inflight.map(Inflight::new);
+        self.subscriptions = quotas.max_subscriptions.map(Subscriptions::new);
+        self.connack_quotas = ConnackQuotas {
+            server_keep_alive: clamped_keep_alive,
+            receive_maximum: quotas.max_inflight,
+            no_shared_subscriptions: !quotas.shared_subscriptions,
+        };
+        self.quotas = quotas;
     }
 
     pub(super) fn version(&self) -> ProtocolVersion {
@@ -205,6 +230,10 @@ impl Relay {
                 .min(Duration::from_secs(u32::MAX.into())),
         );
         tokio::pin!(expiry);
+        let slow_consumer_timeout = self.ctx.limits.slow_consumer_timeout;
+        let mut backlogged_since: Option<tokio::time::Instant> = None;
+        let slow_consumer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(slow_consumer);
 
         // Frames the client pipelined behind CONNECT stay in `cbuf` until the broker's CONNACK has
         // been relayed: nothing moat answers may reach the client before its CONNACK.
@@ -223,9 +252,30 @@ impl Relay {
                 close = Some(None);
                 break;
             }
+            // Arm the throttle for the wait the limiter asked for (an elapsed sleep left as it was
+            // would fire at once on every turn: a busy loop for as long as the client is throttled).
+            if let Some(until) = self.throttled_until {
+                let until = tokio::time::Instant::from_std(until);
+                if throttle.deadline() != until {
+                    throttle.as_mut().reset(until);
+                }
+            }
             let read_client =
                 !client_eof && !finishing && !awaiting_connack && q.to_upstream.len() < QUEUE_CAP;
             let read_upstream = !finishing && q.to_client.len() < QUEUE_CAP;
+            // Slow consumer: the queue toward the client has stayed full (moat stopped reading
+            // from the broker for it) since `backlogged_since`.
+            match (read_upstream || finishing, backlogged_since) {
+                (true, _) => backlogged_since = None,
+                (false, None) => {
+                    let now = tokio::time::Instant::now();
+                    backlogged_since = Some(now);
+                    if let Some(limit) = slow_consumer_timeout {
+                        slow_consumer.as_mut().reset(now + limit);
+                    }
+                }
+                (false, Some(_)) => {}
+            }
             if read_client {
                 reserve_read(&mut cbuf);
             }
@@ -283,6 +333,14 @@ impl Relay {
                     // The client was sending; moat chose not to read. That is not idleness.
                     last_seen = Instant::now();
                     close = self.drain_client(&mut cbuf, &mut q, max);
+                }
+                _ = &mut slow_consumer, if backlogged_since.is_some() && slow_consumer_timeout.is_some() => {
+                    // The `force_shutdown` of EMQX: the client does not read what it subscribed to.
+                    // 0x97 (quota exceeded): an administrative limit on what moat buffers for this
+                    // client was exceeded by the client; 0x89 "server busy" would blame the server
+                    // and invite an immediate reconnect into the same state.
+                    super::quota::record(&self.ctx.metrics, "slow_consumer_timeout", "outbound queue full");
+                    close = Some(Some(ReasonCode::QuotaExceeded));
                 }
                 _ = &mut connack_deadline, if awaiting_connack => {
                     info!("no CONNACK from the broker in time");
@@ -366,11 +424,12 @@ impl Relay {
                 },
             };
             if frame.packet_type() == PacketType::Publish {
-                if let Some(bucket) = self.publish_bucket.as_mut() {
+                if let Some((limiter, conn)) = self.traffic.as_mut() {
                     let now = Instant::now();
-                    if let Err(wait) = bucket.try_take(1.0, now) {
-                        // Backpressure, not loss: keep the PUBLISH and stop reading until a token
-                        // is due. A wait of Duration::MAX cannot happen for one message (burst ≥ 1).
+                    if let Err(wait) = limiter.take_message(conn, frame.len() as f64, now) {
+                        // Backpressure, not loss: keep the PUBLISH and stop reading until tokens
+                        // are due at every level. A wait of Duration::MAX cannot happen: message
+                        // bursts are ≥ 1 and byte bursts ≥ max_packet_size (`traffic.rs`).
                         self.held = Some(frame);
                         self.throttled_until = Some(now + wait.min(Duration::from_secs(3600)));
                         return None;

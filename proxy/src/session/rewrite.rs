@@ -82,18 +82,21 @@ impl<'a> BrokerView<'a> {
 /// The CONNECT to forward, re-encoded when the identity shown to the broker or (v5) the
 /// announced limits must change; `None` means the client's bytes go through unchanged.
 /// `alias_cap` is how many topic aliases the broker may use toward the client.
+/// `keep_alive` is the value the session runs with (a v5 client's keep-alive clamped to the
+/// listener's bounds; the broker must enforce the same one).
 pub(crate) fn connect_for_broker(
     c: &Connect<'_>,
     view: &BrokerView<'_>,
     max_packet_size: usize,
     alias_cap: u16,
+    keep_alive: u16,
 ) -> Option<Bytes> {
     let props = if c.version == ProtocolVersion::V5 {
         clamp_limits(&c.properties, limit_u32(max_packet_size), alias_cap, None)
     } else {
         None
     };
-    if props.is_none() && !view.differs_from(c) {
+    if props.is_none() && !view.differs_from(c) && keep_alive == c.keep_alive {
         return None;
     }
     let properties = match &props {
@@ -105,6 +108,7 @@ pub(crate) fn connect_for_broker(
         client_id: view.client_id,
         username: view.username,
         password: view.password,
+        keep_alive,
         ..c.clone()
     };
     let mut out = BytesMut::new();
@@ -119,11 +123,65 @@ pub(crate) fn connack_for_client(
     c: &Connack<'_>,
     max_packet_size: usize,
     assigned: Option<&str>,
+    quotas: &ConnackQuotas,
 ) -> Option<BytesMut> {
-    let props = clamp_limits(&c.properties, limit_u32(max_packet_size), MAX_ALIASES, assigned)?;
+    let props = clamp_limits(&c.properties, limit_u32(max_packet_size), MAX_ALIASES, assigned);
+    let props = quota_properties(&c.properties, props, quotas)?;
     let code = ReasonCode::from_u8(c.code)?;
     let mut out = BytesMut::new();
     encode_connack(&mut out, ProtocolVersion::V5, c.session_present, code, props.as_bytes());
+    Some(out)
+}
+
+/// What a v5 client is told in CONNACK about the quotas moat enforces on it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ConnackQuotas {
+    /// The clamped keep-alive; sent as Server Keep Alive unless the broker already sent one
+    /// (the broker, which enforces keep-alive too, has the last word).
+    pub(crate) server_keep_alive: Option<u16>,
+    /// `max_inflight`: Receive Maximum is lowered to it (MQTT 5 3.2.2.3.3), so exceeding it is
+    /// the client's protocol error 0x93.
+    pub(crate) receive_maximum: Option<u16>,
+    /// `shared_subscriptions: false` → Shared Subscription Available 0.
+    pub(crate) no_shared_subscriptions: bool,
+}
+
+/// Applies [`ConnackQuotas`] on top of `clamped` (the result of [`clamp_limits`], `None` when that
+/// changed nothing); `None` when nothing changes at all.
+fn quota_properties(
+    props: &Properties<'_>,
+    clamped: Option<PropertiesBuilder>,
+    quotas: &ConnackQuotas,
+) -> Option<PropertiesBuilder> {
+    let add_keep_alive = quotas.server_keep_alive.filter(|_| props.server_keep_alive().is_none());
+    let receive_maximum =
+        quotas.receive_maximum.filter(|&m| props.receive_maximum().is_none_or(|broker| broker > m));
+    let shared_off = quotas.no_shared_subscriptions
+        && !props.iter().any(|p| matches!(p, Property::SharedSubscriptionAvailable(0)));
+    if add_keep_alive.is_none() && receive_maximum.is_none() && !shared_off {
+        return clamped;
+    }
+    // Rebuild from the clamped block (or the original) minus the properties replaced here.
+    let base = clamped.as_ref().and_then(|b| Properties::from_raw(b.as_bytes()).ok()).unwrap_or(*props);
+    let mut out = PropertiesBuilder::new();
+    for p in base.iter() {
+        match p {
+            Property::ReceiveMaximum(_) if receive_maximum.is_some() => {}
+            Property::SharedSubscriptionAvailable(_) if shared_off => {}
+            other => {
+                out.push(other);
+            }
+        }
+    }
+    if let Some(ka) = add_keep_alive {
+        out.push(Property::ServerKeepAlive(ka));
+    }
+    if let Some(m) = receive_maximum {
+        out.push(Property::ReceiveMaximum(m));
+    }
+    if shared_off {
+        out.push(Property::SharedSubscriptionAvailable(0));
+    }
     Some(out)
 }
 
@@ -159,7 +217,13 @@ mod tests {
         decode_one(&connect[..connect[1] as usize + 2], ProtocolVersion::V5, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let id = same_identity(&c);
-            rewritten = connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 4096, MAX_ALIASES);
+            rewritten = connect_for_broker(
+                &c,
+                &BrokerView::new(&c, &id, TRANSPARENT),
+                4096,
+                MAX_ALIASES,
+                c.keep_alive,
+            );
         });
         let rewritten = rewritten.expect("rewritten");
         decode_one(&rewritten, ProtocolVersion::V5, |p| {
@@ -183,9 +247,14 @@ mod tests {
         decode_one(&connect, ProtocolVersion::V5, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let id = same_identity(&c);
-            assert!(
-                connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 4096, MAX_ALIASES).is_none()
-            );
+            assert!(connect_for_broker(
+                &c,
+                &BrokerView::new(&c, &id, TRANSPARENT),
+                4096,
+                MAX_ALIASES,
+                c.keep_alive
+            )
+            .is_none());
         });
     }
 
@@ -196,7 +265,14 @@ mod tests {
         decode_one(&connect, ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let id = same_identity(&c);
-            assert!(connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 64, MAX_ALIASES).is_none());
+            assert!(connect_for_broker(
+                &c,
+                &BrokerView::new(&c, &id, TRANSPARENT),
+                64,
+                MAX_ALIASES,
+                c.keep_alive
+            )
+            .is_none());
         });
     }
 
@@ -207,7 +283,7 @@ mod tests {
         let mut rewritten = None;
         decode_one(&connack, ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
-            rewritten = connack_for_client(&c, 1 << 20, None);
+            rewritten = connack_for_client(&c, 1 << 20, None, &ConnackQuotas::default());
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
@@ -225,7 +301,7 @@ mod tests {
         let mut rewritten = None;
         decode_one(&connack, ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
-            rewritten = connack_for_client(&c, 1 << 20, None);
+            rewritten = connack_for_client(&c, 1 << 20, None, &ConnackQuotas::default());
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
@@ -251,7 +327,7 @@ mod tests {
         decode_one(&connect, ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let view = BrokerView::new(&c, &verified, BrokerIdentity::default());
-            rewritten = connect_for_broker(&c, &view, 1 << 20, MAX_ALIASES);
+            rewritten = connect_for_broker(&c, &view, 1 << 20, MAX_ALIASES, c.keep_alive);
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
@@ -273,8 +349,13 @@ mod tests {
             let Packet::Connect(c) = p else { panic!("connect") };
             // Even with `password: keep`, 3.1.1 cannot carry a password without a username.
             let policy = BrokerIdentity { verified_username: true, keep_password: true };
-            rewritten =
-                connect_for_broker(&c, &BrokerView::new(&c, &anonymous, policy), 1 << 20, MAX_ALIASES);
+            rewritten = connect_for_broker(
+                &c,
+                &BrokerView::new(&c, &anonymous, policy),
+                1 << 20,
+                MAX_ALIASES,
+                c.keep_alive,
+            );
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V311, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
@@ -289,7 +370,7 @@ mod tests {
         let mut rewritten = None;
         decode_one(&connack, ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
-            rewritten = connack_for_client(&c, 1 << 20, Some("moat-0123"));
+            rewritten = connack_for_client(&c, 1 << 20, Some("moat-0123"), &ConnackQuotas::default());
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
             let Packet::Connack(c) = p else { panic!("connack") };
@@ -308,12 +389,41 @@ mod tests {
         decode_one(&connect, ProtocolVersion::V5, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             let id = same_identity(&c);
-            rewritten = connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 1 << 20, 0);
+            rewritten =
+                connect_for_broker(&c, &BrokerView::new(&c, &id, TRANSPARENT), 1 << 20, 0, c.keep_alive);
         });
         decode_one(&rewritten.expect("rewritten"), ProtocolVersion::V5, |p| {
             let Packet::Connect(c) = p else { panic!("connect") };
             assert_eq!(c.properties.topic_alias_maximum(), Some(0));
             assert_eq!(c.properties.maximum_packet_size(), Some(100));
         });
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::*;
+    use crate::codec::{split_frame, Packet, Split};
+
+    #[test]
+    fn connack_tells_the_client_its_quotas() {
+        // CONNACK v5: success, props: maximum packet size 1000, receive maximum 100.
+        let connack = [0x20, 11, 0x00, 0x00, 8, 0x27, 0, 0, 0x03, 0xE8, 0x21, 0, 100];
+        let mut buf = BytesMut::from(&connack[..]);
+        let Ok(Split::Frame(frame)) = split_frame(&mut buf, 1 << 20) else { panic!("frame") };
+        let Ok(Packet::Connack(c)) = frame.decode(ProtocolVersion::V5) else { panic!("connack") };
+        let quotas = ConnackQuotas {
+            server_keep_alive: Some(30),
+            receive_maximum: Some(5),
+            no_shared_subscriptions: true,
+        };
+        let out = connack_for_client(&c, 1 << 20, None, &quotas).expect("rewritten");
+        let mut buf = out;
+        let Ok(Split::Frame(frame)) = split_frame(&mut buf, 1 << 20) else { panic!("frame") };
+        let Ok(Packet::Connack(c)) = frame.decode(ProtocolVersion::V5) else { panic!("connack") };
+        assert_eq!(c.properties.server_keep_alive(), Some(30));
+        assert_eq!(c.properties.receive_maximum(), Some(5));
+        assert_eq!(c.properties.maximum_packet_size(), Some(1000));
+        assert!(c.properties.iter().any(|p| matches!(p, Property::SharedSubscriptionAvailable(0))));
     }
 }

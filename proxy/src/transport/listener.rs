@@ -2,8 +2,8 @@
 //! handshake itself has a deadline so a silent peer cannot hold a slot.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ListenerConfig;
 use crate::metrics::{ConnResult, Metrics};
-use crate::policy::limits::{ConnectionLimits, LimitHit};
+use crate::policy::limits::{ConnectionLimits, ConnectionRate, LimitHit};
 use crate::policy::{PeerInfo, Verdict};
 use crate::session::{self, Context};
 
@@ -66,6 +66,10 @@ pub async fn bind(
             proxy_protocol: cfg.proxy_protocol,
             limits,
             max_connections: cfg.max_connections,
+            conn_rate: {
+                let rate = ConnectionRate::new(cfg.rates.connection_rate, cfg.rates.connection_rate_per_ip);
+                rate.is_active().then(|| Arc::new(Mutex::new(rate)))
+            },
         },
     })
 }
@@ -114,6 +118,15 @@ impl Listener {
                     ctx.metrics.connection(&self.name, ConnResult::Denied);
                     continue;
                 }
+                if !connection_rate_allows(&self.framing, &info, &ctx) {
+                    continue;
+                }
+            }
+            // Overload: refuse before any TLS work; sessions already open are untouched.
+            if let Some(reason) = ctx.overload.as_ref().and_then(|o| o.admit().err()) {
+                debug!(%peer, reason = reason.label(), "overloaded, connection refused");
+                ctx.metrics.connection(&self.name, ConnResult::Denied);
+                continue;
             }
             tracker.spawn(handle(
                 tcp,
@@ -146,6 +159,28 @@ struct Framing {
     /// Connection caps (total and per address shared by all listeners; this listener's own).
     limits: Arc<ConnectionLimits>,
     max_connections: Option<usize>,
+    /// `connection_rate` / `connection_rate_per_ip` of this listener; `None` when neither is set.
+    conn_rate: Option<Arc<Mutex<ConnectionRate>>>,
+}
+
+/// Counts a connection attempt against the listener's connection rates (before TLS); `false`
+/// when refused (already counted and logged).
+fn connection_rate_allows(framing: &Framing, info: &PeerInfo, ctx: &Context) -> bool {
+    let Some(rate) = framing.conn_rate.as_ref() else {
+        return true;
+    };
+    // The critical section is a map lookup and a bucket update: no I/O, no await.
+    let verdict =
+        rate.lock().unwrap_or_else(PoisonError::into_inner).try_accept(info.peer.ip(), Instant::now());
+    match verdict {
+        Ok(()) => true,
+        Err(hit) => {
+            debug!(peer = %info.peer, reason = hit.label(), "connection attempt over the rate");
+            ctx.metrics.denied("accept", hit.label());
+            ctx.metrics.connection(&info.listener, ConnResult::Denied);
+            false
+        }
+    }
 }
 
 async fn handle(
@@ -179,6 +214,9 @@ async fn handle(
         if let Verdict::Deny(d) = ctx.policy.load().chain.on_accept(&info) {
             debug!(peer = %info.peer, reason = d.label, "refused before TLS");
             ctx.metrics.connection(&info.listener, ConnResult::Denied);
+            return;
+        }
+        if !connection_rate_allows(&framing, &info, &ctx) {
             return;
         }
     }

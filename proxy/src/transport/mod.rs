@@ -1,6 +1,7 @@
 //! Listeners, TLS and the upstream dial.
 
 mod listener;
+pub mod overload;
 pub mod proxy_protocol;
 pub mod tls;
 pub mod upstream;

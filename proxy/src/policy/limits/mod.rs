@@ -8,6 +8,7 @@
 //! client ids.
 
 mod bucket;
+mod conn_rate;
 mod connections;
 mod flapping;
 mod hierarchy;
@@ -17,6 +18,7 @@ mod rate;
 mod tests;
 
 pub use bucket::TokenBucket;
+pub use conn_rate::{ConnRateHit, ConnectionRate};
 pub use connections::{ConnectionGuard, ConnectionLimits, LimitHit};
 pub use flapping::{FlapKey, FlapKind, FlappingConfig, FlappingDetector};
 pub use hierarchy::{ConnBuckets, Limiter, SharedBucket, TrafficLimiter};
