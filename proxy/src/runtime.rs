@@ -23,6 +23,8 @@ use crate::policy::flapping_filter::FlappingFilter;
 use crate::policy::live::PolicySet;
 use crate::policy::{Chain, Filter};
 use crate::session::Context;
+use crate::transport::tls::revocation::RevocationFilter;
+use crate::transport::tls::TlsState;
 
 pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -45,6 +47,10 @@ pub struct ReloadReport {
 /// Filters whose state must survive reloads (flapping counters) or that read live data (bans).
 struct Stateful {
     bans: Option<Arc<BanFilter>>,
+    /// Closes live sessions whose client certificate is revoked after a TLS reload.
+    revocation: Option<Arc<RevocationFilter>>,
+    /// Each TLS listener's live material, reloaded with the rest.
+    tls: Vec<Arc<TlsState>>,
     flapping: Option<Arc<FlappingFilter>>,
     /// The password-verification pool: one for the process, so a reload cannot double it.
     pool: Arc<tokio::sync::Semaphore>,
@@ -75,10 +81,14 @@ impl Runtime {
     pub fn policy_parts(
         config: &Config,
         bans: Option<Arc<LiveBans>>,
+        revocation: Option<Arc<RevocationFilter>>,
+        tls: Vec<Arc<TlsState>>,
         metrics: &Arc<crate::metrics::Metrics>,
     ) -> (PolicySet, StatefulFilters) {
         let stateful = Stateful {
             bans: bans.map(|b| Arc::new(BanFilter::new(b, metrics.clone()))),
+            revocation,
+            tls,
             flapping: config.flapping.map(|f| Arc::new(FlappingFilter::new(f, metrics.clone()))),
             pool: AuthChain::verification_pool(),
         };
@@ -120,6 +130,7 @@ impl Runtime {
         let source: PathBuf = self.config.load().source.clone();
         // Parsing reads files and may hash large policy sets: keep it off the async workers.
         let loaded = tokio::task::spawn_blocking(move || config::load(&source)).await;
+        self.reload_tls().await;
         let result = match loaded {
             Ok(Ok(new)) => self.apply(new),
             Ok(Err(e)) => Err(ReloadError::Invalid(e.issues.iter().map(|i| i.to_string()).collect())),
@@ -152,6 +163,15 @@ impl Runtime {
         }
         *self.report_slot() = Some(report);
         result
+    }
+
+    /// Reloads every listener's TLS material (each keeps its own on error, and says why in its
+    /// log line and `moat_tls_reloads_total`). A swap makes live sessions re-check their chains.
+    async fn reload_tls(&self) {
+        for state in &self.stateful.tls {
+            let s = state.clone();
+            let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+        }
     }
 
     fn apply(&self, new: Config) -> Result<ReloadReport, ReloadError> {
@@ -209,6 +229,9 @@ fn policy_set(config: &Config, stateful: &Stateful, metrics: &Arc<crate::metrics
     }
     if let Some(f) = &stateful.flapping {
         filters.push(f.clone());
+    }
+    if let Some(r) = &stateful.revocation {
+        filters.push(r.clone());
     }
     if let Some(rules) = &config.acl {
         filters.push(Arc::new(AclFilter::new(rules.clone(), metrics.clone(), config.acl_check_delivery)));

@@ -19,6 +19,7 @@ use crate::policy::live::{Generation, LivePolicy};
 use crate::runtime::Runtime;
 use crate::session::{Context, NodeBuckets, Registry, TrafficPlan};
 use crate::transport::overload::Overload;
+use crate::transport::tls::revocation::RevocationFilter;
 use crate::transport::{self, Listener};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +59,18 @@ impl Server {
             }
             None => None,
         };
-        let (set, stateful) = Runtime::policy_parts(&config, bans.clone(), &metrics);
         let conn_limits =
             ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            listeners.push(transport::bind(l, conn_limits.clone(), metrics.clone()).await?);
+        }
+        let tls_states: Vec<_> = listeners.iter().filter_map(Listener::tls_state).collect();
+        for s in &tls_states {
+            s.notify_sessions(generation.clone());
+        }
+        let revocation = RevocationFilter::new(&tls_states, metrics.clone()).map(Arc::new);
+        let (set, stateful) = Runtime::policy_parts(&config, bans.clone(), revocation, tls_states, &metrics);
         let overload = config.overload.map(|o| Overload::new(o, conn_limits.clone(), metrics.clone()));
         let ctx = Arc::new(Context {
             upstream: config.upstream.clone(),
@@ -86,10 +96,6 @@ impl Server {
             },
             overload,
         });
-        let mut listeners = Vec::new();
-        for l in &config.listeners {
-            listeners.push(transport::bind(l, conn_limits.clone(), metrics.clone()).await?);
-        }
         let admin_tls = match &config.admin.tls {
             Some((cert, key)) => Some(admin::tls::server_config(cert, key).map_err(ServerError::AdminTls)?),
             None => None,

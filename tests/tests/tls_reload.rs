@@ -321,3 +321,64 @@ async fn weak_cipher_suite_is_refused_by_moat_check() {
         "{err}"
     );
 }
+
+/// A CRL reload that revokes a connected client closes its live session (v5: DISCONNECT 0x87);
+/// a session with a good certificate keeps flowing. With `revoked_sessions: keep` the revoked
+/// session stays until it reconnects.
+#[tokio::test]
+async fn revoking_a_connected_client_closes_its_live_session() {
+    use moat_e2e::packets::{self, Version};
+    for keep in [false, true] {
+        let pki = Pki::new();
+        let broker = Mosquitto::start().await;
+        let tap = Tap::start(broker.port).await;
+        let device = pki.client_cert("revoked-live");
+        let other = pki.client_cert("good-live");
+        let crl: PathBuf = pki.write_crl("live", &[], false);
+        let extra = if keep { "      revoked_sessions: keep\n" } else { "" };
+        let moat = Moat::start(
+            &pki,
+            &MoatOptions {
+                upstream: tap.addr(),
+                client_auth: ClientAuth::Required,
+                tls_extra: Some(format!("      crls: [\"{}\"]\n{extra}", crl.display())),
+                ..Default::default()
+            },
+        )
+        .await;
+        let connect = |files| {
+            let cfg = tls::client_config(&[pki.ca_cert()], Some(files));
+            let port = moat.port;
+            async move {
+                let mut c = RawClient::connect(port, cfg).await.expect("TLS");
+                c.send(&packets::connect(Version::V5, &moat_e2e::unique("live"))).await.expect("CONNECT");
+                let ack = c.expect_packet(packets::CONNACK, Duration::from_secs(10)).await.expect("CONNACK");
+                assert_eq!(ack.connack_code(), Some(0));
+                c
+            }
+        };
+        let mut revoked = connect(&device).await;
+        let mut good = connect(&other).await;
+
+        revoke(&pki, &moat, &crl, device.serial).await;
+        if keep {
+            revoked.send(&packets::pingreq()).await.expect("ping");
+            revoked.expect_packet(packets::PINGRESP, Duration::from_secs(5)).await.expect("kept");
+        } else {
+            let closed = revoked.read_until_closed(Duration::from_secs(5)).await.expect("closed");
+            let reason = closed
+                .packets
+                .iter()
+                .find(|p| p.packet_type() == packets::DISCONNECT)
+                .and_then(|p| p.disconnect_reason());
+            assert_eq!(
+                reason,
+                Some(0x87),
+                "{:?}",
+                closed.packets.iter().map(|p| p.describe()).collect::<Vec<_>>()
+            );
+        }
+        good.send(&packets::pingreq()).await.expect("ping");
+        good.expect_packet(packets::PINGRESP, Duration::from_secs(5)).await.expect("the good session flows");
+    }
+}

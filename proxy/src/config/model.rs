@@ -156,6 +156,9 @@ pub struct TlsOptions {
     pub watch: bool,
     /// Fetch CRLs over HTTP from distribution points.
     pub crl_fetch: Option<CrlFetch>,
+    /// Close live sessions whose client certificate the CRLs in force now revoke (default), or
+    /// keep them until they reconnect.
+    pub disconnect_revoked: bool,
 }
 
 /// CRLs fetched from the CA certificates' CRL distribution points and from `urls`.
@@ -178,6 +181,7 @@ impl Default for TlsOptions {
             session_tickets: false,
             watch: true,
             crl_fetch: None,
+            disconnect_revoked: true,
         }
     }
 }

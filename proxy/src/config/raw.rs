@@ -247,6 +247,8 @@ pub(crate) struct RawTls {
     pub watch: Option<S<bool>>,
     #[serde(default)]
     pub crl_fetch: Option<RawCrlFetch>,
+    #[serde(default)]
+    pub revoked_sessions: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -77,6 +77,17 @@ pub(crate) fn options(
         );
     }
     o.watch = t.watch.as_ref().is_none_or(|w| w.value);
+    if let Some(r) = &t.revoked_sessions {
+        match r.value.as_str() {
+            "disconnect" => o.disconnect_revoked = true,
+            "keep" => o.disconnect_revoked = false,
+            other => issues.push(
+                r.referenced.line(),
+                format!("{key}.revoked_sessions"),
+                format!("`{other}` is not disconnect or keep"),
+            ),
+        }
+    }
     if let Some(f) = &t.crl_fetch {
         if client_auth == ClientAuth::None {
             issues.push(0, format!("{key}.crl_fetch"), "crl_fetch needs client_auth optional or required");

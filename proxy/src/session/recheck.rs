@@ -25,7 +25,8 @@ impl Relay {
             return Some(self.refused("policy", "recheck_failed", ReasonCode::AdministrativeAction));
         };
         if let Verdict::Deny(d) = policy.chain.on_recheck(&self.session, &connect) {
-            return Some(self.refused("policy", d.label, ReasonCode::AdministrativeAction));
+            // Filters answer with DISCONNECT-valid codes (0x98 bans, 0x87 revoked certificate).
+            return Some(self.refused("policy", d.label, d.reason));
         }
         // Deliveries the new policy wants to check could be dropped; a client that accepted
         // topic aliases from the broker would then be left with an alias it never learnt.

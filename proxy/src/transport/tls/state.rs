@@ -45,6 +45,8 @@ pub struct TlsState {
     /// CRLs fetched from distribution points (last good copies), used alongside the files.
     fetched: Mutex<Vec<CertificateRevocationListDer<'static>>>,
     metrics: Arc<Metrics>,
+    /// Bumped after every swap so live sessions re-check their client chain (revocation).
+    sessions: std::sync::OnceLock<crate::policy::live::Generation>,
 }
 
 /// What a reload did.
@@ -95,11 +97,23 @@ impl TlsState {
             reload_lock: Mutex::new(()),
             fetched: Mutex::new(Vec::new()),
             metrics,
+            sessions: std::sync::OnceLock::new(),
         }))
     }
 
     pub fn listener(&self) -> &str {
         &self.listener
+    }
+
+    /// After each swap of material, bump `generation` so live sessions re-check themselves
+    /// (their client chain against the new CRLs). Set once, when the server is assembled.
+    pub fn notify_sessions(&self, generation: crate::policy::live::Generation) {
+        let _ = self.sessions.set(generation);
+    }
+
+    /// Whether live sessions whose chain no longer verifies are closed.
+    pub fn disconnects_revoked(&self) -> bool {
+        self.settings.options.disconnect_revoked
     }
 
     pub fn paths(&self) -> &Paths {
@@ -189,6 +203,9 @@ impl TlsState {
         }));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.metrics.tls.set_material(&self.listener, facts(&material));
+        if let Some(g) = self.sessions.get() {
+            g.bump();
+        }
         Ok(ReloadOutcome::Reloaded { generation })
     }
 
