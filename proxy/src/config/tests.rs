@@ -393,3 +393,11 @@ fn crl_fetch_urls_must_be_http_and_durations_sane() {
     let none = tls_issues("      crl_fetch: {}\n");
     assert!(issue_for(&none, "listeners[0].tls.crl_fetch").message.contains("needs client_auth"));
 }
+
+#[test]
+fn revoked_sessions_is_disconnect_or_keep() {
+    let found = tls_issues("      revoked_sessions: maybe\n");
+    let i = issue_for(&found, "listeners[0].tls.revoked_sessions");
+    assert_eq!(i.line, 7);
+    assert!(i.message.contains("`maybe` is not disconnect or keep"), "{}", i.message);
+}
