@@ -5,6 +5,7 @@ mod error;
 mod model;
 mod policies;
 mod raw;
+mod state;
 mod validate;
 
 use std::path::Path;
@@ -12,6 +13,7 @@ use std::path::Path;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigIssue};
 pub use model::*;
+pub use state::{FailMode, RedisConfig, Secret, StateBackend};
 
 use error::Issues;
 

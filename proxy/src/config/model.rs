@@ -34,6 +34,8 @@ pub struct Config {
     /// The ban file's bans and where runtime bans are kept; `None` when neither is set.
     pub bans: Option<BansConfig>,
     pub flapping: Option<FlappingSettings>,
+    /// Where state shared between replicas lives (`state:`).
+    pub state: super::state::StateBackend,
 }
 
 /// Bans: the file's entries (validated, loaded) and the runtime store's path. Validation also

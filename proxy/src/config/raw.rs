@@ -30,6 +30,8 @@ pub(crate) struct RawConfig {
     pub bans: Option<RawBans>,
     #[serde(default)]
     pub flapping: Option<RawFlapping>,
+    #[serde(default)]
+    pub state: Option<super::state::RawState>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -38,6 +38,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         }
     });
     let bans = raw.bans.and_then(|b| super::policies::bans(b, &base, issues));
+    let state = super::state::state(raw.state, &base, issues);
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
@@ -156,6 +157,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         broker_identity,
         bans,
         flapping,
+        state,
     })
 }
 

@@ -5,6 +5,7 @@
 //! `&'static str` from fixed sets. A client id or topic never becomes a label.
 
 pub mod ops;
+pub mod state;
 
 use std::sync::Arc;
 
@@ -169,6 +170,7 @@ pub struct Metrics {
     acl_decisions: Family<AclLabels, Counter>,
     acl_rule_matches: Family<RuleLabels, Counter>,
     pub ops: ops::OpsMetrics,
+    pub state: state::StateMetrics,
 }
 
 impl Metrics {
@@ -228,6 +230,7 @@ impl Metrics {
         );
 
         let ops = ops::OpsMetrics::register(&mut registry);
+        let state = state::StateMetrics::register(&mut registry);
 
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
@@ -253,6 +256,7 @@ impl Metrics {
             acl_decisions,
             acl_rule_matches,
             ops,
+            state,
         })
     }
 

@@ -36,6 +36,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the process starts its graceful shutdown.
     pub shutdown: CancellationToken,
+    /// Checks against state shared by replicas (`state.backend: redis`); `None` when embedded.
+    pub fleet: Option<Arc<dyn crate::policy::fleet::FleetChecks>>,
 }
 
 /// Smallest read buffer (and top-up) per direction.

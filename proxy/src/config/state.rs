@@ -1,0 +1,242 @@
+//! `state:` — where state shared between replicas lives. `embedded` (the default) keeps runtime
+//! bans in the local ban store and counters in memory; `redis` shares runtime bans, flapping
+//! counters and fleet-wide connection counts through one Redis, so many moat replicas enforce one
+//! policy. Redis credentials come from files only, so a config file never holds a secret.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::Issues;
+use super::raw::S;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawState {
+    #[serde(default)]
+    pub backend: Option<S<String>>,
+    #[serde(default)]
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedis {
+    pub url: S<String>,
+    #[serde(default)]
+    pub key_prefix: Option<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub username_file: Option<S<String>>,
+    #[serde(default)]
+    pub password_file: Option<S<String>>,
+    #[serde(default)]
+    pub fail_mode: Option<S<String>>,
+    #[serde(default)]
+    pub max_connections_per_client_id: Option<S<u32>>,
+    #[serde(default)]
+    pub max_connections_per_username: Option<S<u32>>,
+}
+
+/// The validated `state:` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StateBackend {
+    #[default]
+    Embedded,
+    Redis(RedisConfig),
+}
+
+/// What a new connection gets while Redis cannot be reached (last known bans and local limits are
+/// enforced either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailMode {
+    /// Admit it on local checks alone.
+    Open,
+    /// Refuse it (CONNACK "server unavailable"): no client is admitted unchecked.
+    Closed,
+}
+
+/// A secret read from a file; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` or `rediss://…` (TLS); never carries credentials.
+    pub url: String,
+    /// Prepended to every key and channel, so replicas of different fleets can share a Redis.
+    pub key_prefix: String,
+    /// Bound on connecting and on each command.
+    pub timeout: Duration,
+    pub username: Option<Secret>,
+    pub password: Option<Secret>,
+    pub fail_mode: FailMode,
+    /// Fleet-wide caps on concurrent sessions (none when unset).
+    pub max_connections_per_client_id: Option<u32>,
+    pub max_connections_per_username: Option<u32>,
+}
+
+pub(crate) const DEFAULT_KEY_PREFIX: &str = "moat:";
+/// Largest credential file read.
+const MAX_SECRET_BYTES: u64 = 4096;
+
+pub(crate) fn state(raw: Option<RawState>, base: &Path, issues: &mut Issues) -> StateBackend {
+    let Some(raw) = raw else {
+        return StateBackend::Embedded;
+    };
+    let backend = raw.backend.as_ref().map_or("embedded", |b| b.value.as_str());
+    let line = raw.backend.as_ref().map_or(0, |b| b.referenced.line());
+    match backend {
+        "embedded" => {
+            if raw.redis.is_some() {
+                issues.push(line, "state.redis", "only used with `backend: redis`");
+            }
+            StateBackend::Embedded
+        }
+        "redis" => match raw.redis {
+            Some(r) => redis(r, base, issues).map_or(StateBackend::Embedded, StateBackend::Redis),
+            None => {
+                issues.push(line, "state.redis", "`backend: redis` needs a `redis:` section with `url`");
+                StateBackend::Embedded
+            }
+        },
+        other => {
+            issues.push(line, "state.backend", format!("`{other}` is not embedded or redis"));
+            StateBackend::Embedded
+        }
+    }
+}
+
+fn redis(r: RawRedis, base: &Path, issues: &mut Issues) -> Option<RedisConfig> {
+    let before = issues.list.len();
+    let url = r.url.value.trim().to_string();
+    let line = r.url.referenced.line();
+    match url.split_once("://") {
+        Some(("redis" | "rediss", rest)) => {
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            if authority.contains('@') {
+                // Never echo the URL: it holds the secret.
+                issues.push(
+                    line,
+                    "state.redis.url",
+                    "must not contain credentials; use state.redis.username_file and password_file",
+                );
+            } else if authority.is_empty() {
+                issues.push(line, "state.redis.url", "has no host");
+            } else if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() {
+                issues.push(line, "state.redis.url", format!("`{url}` is not a valid Redis URL"));
+            }
+        }
+        _ => issues.push(line, "state.redis.url", "must start with redis:// or rediss:// (TLS)"),
+    }
+    let key_prefix = match r.key_prefix {
+        Some(p) => {
+            let ok = !p.value.is_empty()
+                && p.value.len() <= 64
+                && p.value.chars().all(|c| c.is_ascii_graphic() && c != '*' && c != '?' && c != '[');
+            if !ok {
+                issues.push(
+                    p.referenced.line(),
+                    "state.redis.key_prefix",
+                    "must be 1 to 64 printable ASCII characters without spaces or glob characters",
+                );
+            }
+            p.value
+        }
+        None => DEFAULT_KEY_PREFIX.to_string(),
+    };
+    let timeout = match r.timeout {
+        Some(t) => match super::parse_duration(&t.value) {
+            Ok(d) if d.is_zero() || d > Duration::from_secs(60) => {
+                issues.push(t.referenced.line(), "state.redis.timeout", "must be between 1ms and 60s");
+                Duration::from_secs(1)
+            }
+            Ok(d) => d,
+            Err(m) => {
+                issues.push(t.referenced.line(), "state.redis.timeout", m);
+                Duration::from_secs(1)
+            }
+        },
+        None => Duration::from_secs(1),
+    };
+    let username = r.username_file.and_then(|f| secret_file(&f, "state.redis.username_file", base, issues));
+    let password = r.password_file.and_then(|f| secret_file(&f, "state.redis.password_file", base, issues));
+    let fail_mode = match r.fail_mode {
+        None => FailMode::Closed,
+        Some(m) => match m.value.as_str() {
+            "open" => FailMode::Open,
+            "closed" => FailMode::Closed,
+            other => {
+                issues.push(
+                    m.referenced.line(),
+                    "state.redis.fail_mode",
+                    format!("`{other}` is not open or closed"),
+                );
+                FailMode::Closed
+            }
+        },
+    };
+    let cap = |v: Option<S<u32>>, key: &str, issues: &mut Issues| {
+        v.map(|n| {
+            if n.value == 0 {
+                issues.push(n.referenced.line(), key, "must be at least 1");
+            }
+            n.value
+        })
+    };
+    let max_connections_per_client_id =
+        cap(r.max_connections_per_client_id, "state.redis.max_connections_per_client_id", issues);
+    let max_connections_per_username =
+        cap(r.max_connections_per_username, "state.redis.max_connections_per_username", issues);
+    if issues.list.len() > before {
+        return None;
+    }
+    Some(RedisConfig {
+        url,
+        key_prefix,
+        timeout,
+        username,
+        password,
+        fail_mode,
+        max_connections_per_client_id,
+        max_connections_per_username,
+    })
+}
+
+/// Reads a one-line secret; errors name the file but never its contents.
+fn secret_file(path: &S<String>, key: &str, base: &Path, issues: &mut Issues) -> Option<Secret> {
+    use std::io::Read as _;
+    let file = base.join(&path.value);
+    let line = path.referenced.line();
+    let mut buf = Vec::new();
+    let read = std::fs::File::open(&file)
+        .and_then(|f| f.take(MAX_SECRET_BYTES + 1).read_to_end(&mut buf))
+        .map_err(|e| format!("cannot read {}: {}", file.display(), e.kind()));
+    if let Err(m) = read {
+        issues.push(line, key, m);
+        return None;
+    }
+    if buf.len() as u64 > MAX_SECRET_BYTES {
+        issues.push(line, key, format!("{} is larger than {MAX_SECRET_BYTES} bytes", file.display()));
+        return None;
+    }
+    let Ok(text) = String::from_utf8(buf) else {
+        issues.push(line, key, format!("{} is not UTF-8", file.display()));
+        return None;
+    };
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() || value.contains(['\n', '\r']) {
+        issues.push(line, key, format!("{} must hold exactly one non-empty line", file.display()));
+        return None;
+    }
+    Some(Secret(value.to_string()))
+}
