@@ -240,3 +240,100 @@ fn secret_file(path: &S<String>, key: &str, base: &Path, issues: &mut Issues) ->
     }
     Some(Secret(value.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{from_str, Config, ConfigIssue};
+
+    const BASE: &str = "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n\
+                        authentication:\n  - name: anon\n    type: anonymous\n";
+
+    fn load(state: &str, dir: &Path) -> Result<Config, Vec<ConfigIssue>> {
+        from_str(&format!("{BASE}{state}"), &dir.join("moat.yaml")).map_err(|e| e.issues)
+    }
+
+    fn issue(state: &str, dir: &Path) -> ConfigIssue {
+        let mut found = load(state, dir).expect_err("config unexpectedly valid");
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.remove(0)
+    }
+
+    #[test]
+    fn embedded_is_the_default() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(load("", dir.path()).expect("valid").state, StateBackend::Embedded);
+        let c = load("state:\n  backend: embedded\n", dir.path()).expect("valid");
+        assert_eq!(c.state, StateBackend::Embedded);
+    }
+
+    #[test]
+    fn redis_with_defaults_and_credentials_from_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("user"), "moat\n").expect("write");
+        std::fs::write(dir.path().join("pass"), "s3cret-pass\n").expect("write");
+        let c = load(
+            "state:\n  backend: redis\n  redis:\n    url: \"rediss://cache:6380/2\"\n    username_file: user\n    password_file: pass\n    fail_mode: open\n    max_connections_per_username: 3\n",
+            dir.path(),
+        )
+        .expect("valid");
+        let StateBackend::Redis(r) = c.state else { panic!("not redis") };
+        assert_eq!(r.key_prefix, "moat:");
+        assert_eq!(r.timeout, Duration::from_secs(1));
+        assert_eq!(r.fail_mode, FailMode::Open);
+        assert_eq!(r.username, Some(Secret("moat".into())));
+        assert_eq!(r.password, Some(Secret("s3cret-pass".into())));
+        assert_eq!(r.max_connections_per_username, Some(3));
+        assert!(!format!("{r:?}").contains("s3cret"), "password in Debug output");
+        let closed = load("state:\n  backend: redis\n  redis:\n    url: \"redis://127.0.0.1\"\n", dir.path())
+            .expect("valid");
+        let StateBackend::Redis(r) = closed.state else { panic!("not redis") };
+        assert_eq!(r.fail_mode, FailMode::Closed, "fail closed by default");
+    }
+
+    #[test]
+    fn each_error_names_line_and_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        let i = issue("state:\n  backend: etcd\n", d);
+        assert_eq!((i.line, i.key.as_str()), (9, "state.backend"));
+        assert!(i.message.contains("`etcd` is not embedded or redis"), "{i:?}");
+        let i = issue("state:\n  backend: redis\n", d);
+        assert_eq!(i.key, "state.redis");
+        let i = issue("state:\n  redis:\n    url: \"redis://x\"\n", d);
+        assert_eq!(i.key, "state.redis");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"http://x\"\n", d);
+        assert_eq!((i.line, i.key.as_str()), (11, "state.redis.url"));
+        assert!(i.message.contains("redis:// or rediss://"), "{i:?}");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://u:hunter2@x\"\n", d);
+        assert_eq!(i.key, "state.redis.url");
+        assert!(!i.message.contains("hunter2") && i.message.contains("credentials"), "{i:?}");
+        let i =
+            issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    key_prefix: \"a b\"\n", d);
+        assert_eq!((i.line, i.key.as_str()), (12, "state.redis.key_prefix"));
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    timeout: 0s\n", d);
+        assert_eq!(i.key, "state.redis.timeout");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    timeout: 5\n", d);
+        assert_eq!(i.key, "state.redis.timeout");
+        let i =
+            issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    fail_mode: maybe\n", d);
+        assert_eq!((i.line, i.key.as_str()), (12, "state.redis.fail_mode"));
+        let i =
+            issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    password_file: nope\n", d);
+        assert_eq!(i.key, "state.redis.password_file");
+        assert!(i.message.contains("cannot read"), "{i:?}");
+        std::fs::write(d.join("two"), "a\nb\n").expect("write");
+        let i =
+            issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    password_file: two\n", d);
+        assert!(i.message.contains("exactly one non-empty line"), "{i:?}");
+        let i = issue(
+            "state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    max_connections_per_client_id: 0\n",
+            d,
+        );
+        assert_eq!(i.key, "state.redis.max_connections_per_client_id");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    colour: red\n", d);
+        assert_eq!((i.line, i.key.as_str()), (12, "colour"));
+    }
+}

@@ -128,8 +128,12 @@ async fn resync(state: &RedisState, live: &LiveBans) -> bool {
         // Best effort; any replica may do it, and doing it twice is harmless.
         let _: redis::RedisResult<u64> = conn.hdel(state.key("bans"), expired).await;
     }
+    let n = bans.len();
     match live.replace_shared(bans) {
-        Ok(_) => true,
+        Ok(changed) => {
+            debug!(bans = n, changed, "shared bans resynced");
+            changed
+        }
         Err(e) => {
             warn!(error = %e, "cannot apply the shared ban list; keeping the last known list");
             false
