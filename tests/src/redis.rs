@@ -12,17 +12,23 @@ pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
 pub struct Redis {
     pub port: u16,
+    /// Extra `redis-server` arguments (e.g. `--requirepass`), kept for restarts.
+    args: Vec<String>,
     proc: Option<Proc>,
     dir: tempfile::TempDir,
 }
 
 impl Redis {
     pub async fn start() -> Redis {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(args: &[&str]) -> Redis {
         let mut dir = tempfile::Builder::new().prefix("moat-e2e-redis-").tempdir().unwrap();
         let mut last = String::new();
         for _attempt in 0..4 {
             let port = net::free_port();
-            let mut r = Redis { port, proc: None, dir };
+            let mut r = Redis { port, args: args.iter().map(|a| a.to_string()).collect(), proc: None, dir };
             match r.spawn().await {
                 Ok(()) => return r,
                 Err(e) => {
@@ -59,7 +65,8 @@ impl Redis {
             "--appendonly",
             "no",
         ])
-        .args(["--dir", &self.dir.path().display().to_string(), "--protected-mode", "yes"]);
+        .args(["--dir", &self.dir.path().display().to_string(), "--protected-mode", "yes"])
+        .args(&self.args);
         let mut proc = Proc::spawn("redis", cmd, self.dir.path()).map_err(|e| e.to_string())?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {

@@ -328,9 +328,19 @@ async fn acceptance_rate_redis_vs_embedded() {
 
 #[tokio::test]
 async fn a_fleet_wide_cap_per_client_id_holds_across_replicas_and_frees_on_disconnect() {
-    let redis = Redis::start().await;
+    // This Redis wants an ACL user and password, read by moat from files and never logged.
+    const SECRET: &str = "redis-pass-7f3a9c1e5b";
+    let password = format!(">{SECRET}");
+    let redis = Redis::start_with(&["--user", "fleet", "on", &password, "~*", "&*", "+@all"]).await;
     let dir = PolicyDir::new();
-    let opts = replica(&dir, &redis, &unique("cap"), "    max_connections_per_client_id: 1\n", "");
+    let user = dir.write("redis-user", "fleet\n");
+    let pass = dir.write("redis-pass", &format!("{SECRET}\n"));
+    let auth = format!(
+        "    username_file: \"{}\"\n    password_file: \"{}\"\n    max_connections_per_client_id: 1\n",
+        user.display(),
+        pass.display()
+    );
+    let opts = replica(&dir, &redis, &unique("cap"), &auth, "");
     let env = Env::start_with(opts.clone()).await;
     let b = another(&env, opts).await;
     let id = unique("single");
@@ -348,4 +358,11 @@ async fn a_fleet_wide_cap_per_client_id_holds_across_replicas_and_frees_on_disco
     first.shutdown().await;
     let ok = eventually(WAIT, || async { connect(&env, b.port, Version::V5, &id).await.1 == Some(0) }).await;
     assert!(ok, "the slot was not given back after the session ended");
+    let status = call(b.admin_port, "GET", "/api/v1/status", None).await;
+    assert!(status.body.contains(r#""up":true"#), "{}", status.body);
+    let config = call(b.admin_port, "GET", "/api/v1/config", None).await;
+    assert!(config.body.contains(r#""password_set":true"#), "{}", config.body);
+    for text in [env.moat.logs(), b.logs(), config.body, status.body] {
+        assert!(!text.contains(SECRET), "the Redis password leaked");
+    }
 }

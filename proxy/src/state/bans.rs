@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use redis::AsyncCommands as _;
 use tracing::{debug, warn};
 
@@ -187,6 +187,13 @@ pub async fn run_ban_sync(
                     if m.is_none() {
                         state.mark_down("subscribe", "connection lost");
                         break;
+                    }
+                    // Coalesce a burst of messages into one resync (bounded drain).
+                    for _ in 0..1024 {
+                        match messages.next().now_or_never() {
+                            Some(Some(_)) => continue,
+                            _ => break,
+                        }
                     }
                 }
                 _ = tick.tick() => {}

@@ -17,7 +17,7 @@
 mod bans;
 mod fleet;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -38,12 +38,17 @@ pub enum StateError {
     Redis(String),
 }
 
+const UNKNOWN: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+
 /// One Redis, shared by the ban store, the sync task and the fleet checks.
 pub struct RedisState {
     pub(crate) client: redis::Client,
     pub(crate) conn: ConnectionManager,
     pub(crate) cfg: RedisConfig,
-    up: AtomicBool,
+    /// [`UNKNOWN`], [`UP`] or [`DOWN`]: logs happen on transitions only.
+    health: AtomicU8,
     pub(crate) metrics: Arc<Metrics>,
     /// Random per process: names this replica's members in the connection sets.
     pub(crate) replica: String,
@@ -75,7 +80,7 @@ impl RedisState {
         let _ = getrandom::getrandom(&mut bytes);
         let replica = hex::encode(bytes);
         metrics.state.up.set(0);
-        Ok(Arc::new(Self { client, conn, cfg, up: AtomicBool::new(false), metrics, replica }))
+        Ok(Arc::new(Self { client, conn, cfg, health: AtomicU8::new(UNKNOWN), metrics, replica }))
     }
 
     pub fn key(&self, suffix: &str) -> String {
@@ -87,7 +92,7 @@ impl RedisState {
     }
 
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        self.health.load(Ordering::Relaxed) == UP
     }
 
     /// Records the outcome of a call; logs only transitions, so an outage is one line, not one
@@ -100,7 +105,7 @@ impl RedisState {
     }
 
     pub(crate) fn mark_up(&self) {
-        if !self.up.swap(true, Ordering::Relaxed) {
+        if self.health.swap(UP, Ordering::Relaxed) != UP {
             info!("state backend (redis) reachable");
         }
         self.metrics.state.up.set(1);
@@ -108,7 +113,7 @@ impl RedisState {
 
     pub(crate) fn mark_down(&self, op: &'static str, error: &str) {
         self.metrics.state.error(op);
-        if self.up.swap(false, Ordering::Relaxed) {
+        if self.health.swap(DOWN, Ordering::Relaxed) != DOWN {
             warn!(op, error, "state backend (redis) unreachable: enforcing last known bans and local limits");
         }
         self.metrics.state.up.set(0);
