@@ -70,6 +70,9 @@ impl Server {
             }
             (None, None) => None,
         };
+        if let (Some(state), Some(live)) = (&redis, &bans) {
+            crate::state::initial_sync(state, live).await;
+        }
         let fleet = match (&redis, &bans) {
             (Some(state), Some(live)) => {
                 Some(crate::state::RedisFleet::new(state.clone(), live.clone(), config.flapping))

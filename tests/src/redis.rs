@@ -66,7 +66,7 @@ impl Redis {
             "no",
         ])
         .args(["--dir", &self.dir.path().display().to_string(), "--protected-mode", "yes"])
-        .args(&self.args);
+        .args(self.args.iter().map(|a| a.replace("{port}", &self.port.to_string())));
         let mut proc = Proc::spawn("redis", cmd, self.dir.path()).map_err(|e| e.to_string())?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -98,6 +98,7 @@ impl Redis {
         self.spawn().await.unwrap_or_else(|e| panic!("redis-server did not restart: {e}"));
     }
 
+    /// Readiness is checked by TCP connect, so with TLS pass `--port 0 --tls-port {port}`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }

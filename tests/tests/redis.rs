@@ -366,3 +366,45 @@ async fn a_fleet_wide_cap_per_client_id_holds_across_replicas_and_frees_on_disco
         assert!(!text.contains(SECRET), "the Redis password leaked");
     }
 }
+
+#[tokio::test]
+async fn rediss_with_a_private_ca_shares_bans_over_tls() {
+    let redis_pki = moat_e2e::Pki::new();
+    let (cert, key, ca) = (
+        redis_pki.server.cert.display().to_string(),
+        redis_pki.server.key.display().to_string(),
+        redis_pki.ca_cert().display().to_string(),
+    );
+    let redis = Redis::start_with(&[
+        "--port",
+        "0",
+        "--tls-port",
+        "{port}",
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ])
+    .await;
+    let dir = PolicyDir::new();
+    let mut opts = replica(&dir, &redis, &unique("tls"), &format!("    ca_file: \"{ca}\"\n"), "");
+    opts.policy_yaml = opts.policy_yaml.map(|y| y.replace("redis://", "rediss://"));
+    let env = Env::start_with(opts.clone()).await;
+    let b = another(&env, opts).await;
+    let id = unique("tls-victim");
+    let mut on_b = connected(&env, b.port, Version::V5, &id).await;
+    let r = call(
+        env.moat.admin_port,
+        "POST",
+        "/api/v1/bans",
+        Some(&format!(r#"{{"kind":"clientid","who":"{id}"}}"#)),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let took = expect_kicked(&mut on_b, "session on replica B over rediss").await;
+    assert!(took < PROPAGATION, "took {took:?}");
+}

@@ -34,6 +34,8 @@ pub(crate) struct RawRedis {
     #[serde(default)]
     pub password_file: Option<S<String>>,
     #[serde(default)]
+    pub ca_file: Option<S<String>>,
+    #[serde(default)]
     pub fail_mode: Option<S<String>>,
     #[serde(default)]
     pub max_connections_per_client_id: Option<S<u32>>,
@@ -79,6 +81,8 @@ pub struct RedisConfig {
     pub timeout: Duration,
     pub username: Option<Secret>,
     pub password: Option<Secret>,
+    /// PEM CA bundle that verifies a `rediss://` server instead of the system roots.
+    pub ca_pem: Option<Vec<u8>>,
     pub fail_mode: FailMode,
     /// Fleet-wide caps on concurrent sessions (none when unset).
     pub max_connections_per_client_id: Option<u32>,
@@ -170,6 +174,13 @@ fn redis(r: RawRedis, base: &Path, issues: &mut Issues) -> Option<RedisConfig> {
     };
     let username = r.username_file.and_then(|f| secret_file(&f, "state.redis.username_file", base, issues));
     let password = r.password_file.and_then(|f| secret_file(&f, "state.redis.password_file", base, issues));
+    let ca_pem = r.ca_file.and_then(|f| {
+        if !url.starts_with("rediss://") {
+            issues.push(f.referenced.line(), "state.redis.ca_file", "only used with a rediss:// url");
+            return None;
+        }
+        ca_file(&f, base, issues)
+    });
     let fail_mode = match r.fail_mode {
         None => FailMode::Closed,
         Some(m) => match m.value.as_str() {
@@ -206,10 +217,37 @@ fn redis(r: RawRedis, base: &Path, issues: &mut Issues) -> Option<RedisConfig> {
         timeout,
         username,
         password,
+        ca_pem,
         fail_mode,
         max_connections_per_client_id,
         max_connections_per_username,
     })
+}
+
+/// Reads a PEM CA bundle and checks it holds at least one certificate.
+fn ca_file(path: &S<String>, base: &Path, issues: &mut Issues) -> Option<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject as _;
+    let file = base.join(&path.value);
+    let line = path.referenced.line();
+    let bytes = match std::fs::read(&file) {
+        Ok(b) if b.len() <= 1024 * 1024 => b,
+        Ok(_) => {
+            issues.push(line, "state.redis.ca_file", format!("{} is larger than 1 MiB", file.display()));
+            return None;
+        }
+        Err(e) => {
+            issues.push(line, "state.redis.ca_file", format!("cannot read {}: {}", file.display(), e.kind()));
+            return None;
+        }
+    };
+    let certs: Result<Vec<_>, _> = rustls_pki_types::CertificateDer::pem_slice_iter(&bytes).collect();
+    match certs {
+        Ok(c) if !c.is_empty() => Some(bytes),
+        _ => {
+            issues.push(line, "state.redis.ca_file", format!("{} holds no PEM certificate", file.display()));
+            None
+        }
+    }
 }
 
 /// Reads a one-line secret; errors name the file but never its contents.
@@ -333,6 +371,11 @@ mod tests {
             d,
         );
         assert_eq!(i.key, "state.redis.max_connections_per_client_id");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    ca_file: two\n", d);
+        assert_eq!((i.line, i.key.as_str()), (12, "state.redis.ca_file"));
+        assert!(i.message.contains("rediss://"), "{i:?}");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"rediss://x\"\n    ca_file: two\n", d);
+        assert!(i.message.contains("no PEM certificate"), "{i:?}");
         let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    colour: red\n", d);
         assert_eq!((i.line, i.key.as_str()), (12, "colour"));
     }

@@ -141,6 +141,19 @@ async fn resync(state: &RedisState, live: &LiveBans) -> bool {
     }
 }
 
+/// Loads the shared bans once before the listeners serve, so the first clients are checked
+/// against them (bounded by the configured timeout; on failure moat starts degraded).
+pub async fn initial_sync(state: &RedisState, live: &LiveBans) -> bool {
+    let bound = state.cfg.timeout.saturating_mul(3);
+    match tokio::time::timeout(bound, resync(state, live)).await {
+        Ok(ok) => ok,
+        Err(_) => {
+            state.mark_down("bans_sync", "timed out");
+            false
+        }
+    }
+}
+
 /// Keeps `live`'s mirror of the shared bans current: subscribe, resync, then resync on every
 /// change message and every [`RESYNC_EVERY`]; on any failure wait a moment and start over.
 pub async fn run_ban_sync(

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::config::{FailMode, RedisConfig};
 use crate::metrics::Metrics;
 
-pub use bans::{run_ban_sync, RedisBans};
+pub use bans::{initial_sync, run_ban_sync, RedisBans};
 pub use fleet::RedisFleet;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +68,14 @@ impl RedisState {
             settings = settings.set_password(&p.0);
         }
         info = info.set_redis_settings(settings);
-        let client = redis::Client::open(info).map_err(|e| StateError::Redis(e.kind_text()))?;
+        let client = match &cfg.ca_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| StateError::Redis(e.kind_text()))?;
         let manager_cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(cfg.timeout))
             .set_response_timeout(Some(cfg.timeout))
