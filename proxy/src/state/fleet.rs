@@ -51,13 +51,14 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
 return 1
 ";
 
-/// KEYS: sets; ARGV[1] lease (ms), then one member per key. Renews members that still exist.
+/// KEYS: sets; ARGV[1] lease (ms), then one member per key. Renews (or re-adds, after a Redis
+/// restart lost them) the members of this replica's live sessions.
 const RENEW_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[1])
 for i, k in ipairs(KEYS) do
-  redis.call('ZADD', k, 'XX', now + lease, ARGV[i + 1])
+  redis.call('ZADD', k, now + lease, ARGV[i + 1])
   redis.call('PEXPIRE', k, lease * 2)
 end
 return #KEYS
