@@ -14,6 +14,7 @@ pub mod policy;
 pub mod runtime;
 pub mod server;
 pub mod session;
+pub mod state;
 pub mod transport;
 pub mod util;
 pub mod watch;

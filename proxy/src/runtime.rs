@@ -62,6 +62,8 @@ pub struct Runtime {
     /// The configuration in force (what `/api/v1/config` shows).
     pub config: ArcSwap<Config>,
     pub started_at: u64,
+    /// The shared-state backend, when `state.backend: redis` (readiness reports its health).
+    pub redis: Option<Arc<crate::state::RedisState>>,
     stateful: Stateful,
     last_reload: Mutex<Option<ReloadReport>>,
     /// Serializes reloads (SIGHUP and the API may race).
@@ -107,6 +109,7 @@ impl Runtime {
             bans,
             config: ArcSwap::from_pointee(config),
             started_at: unix_now(),
+            redis: None,
             stateful: stateful.0,
             last_reload: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
@@ -297,6 +300,7 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     check("log_format", old.log_format != new.log_format);
     check("flapping", format!("{:?}", old.flapping) != format!("{:?}", new.flapping));
     check("overload", old.overload != new.overload);
+    check("state", old.state != new.state);
     let store = |c: &Config| c.bans.as_ref().map(|b| b.store.clone());
     check("bans.store", store(old) != store(new));
     let has_file = |c: &Config| c.bans.is_some();

@@ -40,6 +40,7 @@ pub struct Server {
     listeners: Vec<Listener>,
     admin: TcpListener,
     admin_tls: Option<Arc<rustls::ServerConfig>>,
+    fleet: Option<crate::state::RedisFleet>,
 }
 
 impl Server {
@@ -47,8 +48,23 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
         let metrics = Metrics::new();
         let generation = Generation::default();
-        let bans = match &config.bans {
-            Some(b) => {
+        let redis = match &config.state {
+            crate::config::StateBackend::Redis(r) => Some(
+                crate::state::RedisState::new(r.clone(), metrics.clone())
+                    .map_err(|e| ServerError::Bans(e.to_string()))?,
+            ),
+            crate::config::StateBackend::Embedded => None,
+        };
+        let bans = match (&config.bans, &redis) {
+            // Runtime bans live in Redis, shared by every replica; the ban file still applies.
+            (b, Some(state)) => {
+                let file = b.as_ref().map(|b| b.file_bans.clone()).unwrap_or_default();
+                let backend = Arc::new(crate::state::RedisBans::new(state.clone()));
+                let live = LiveBans::new_shared(file, backend, generation.clone())
+                    .map_err(|e| ServerError::Bans(e.to_string()))?;
+                Some(Arc::new(live))
+            }
+            (Some(b), None) => {
                 let store = match &b.store {
                     Some(path) => Some(BanStore::open(path).map_err(|e| ServerError::Bans(e.to_string()))?),
                     None => None,
@@ -57,7 +73,16 @@ impl Server {
                     .map_err(|e| ServerError::Bans(e.to_string()))?;
                 Some(Arc::new(live))
             }
-            None => None,
+            (None, None) => None,
+        };
+        if let (Some(state), Some(live)) = (&redis, &bans) {
+            crate::state::initial_sync(state, live).await;
+        }
+        let fleet = match (&redis, &bans) {
+            (Some(state), Some(live)) => {
+                Some(crate::state::RedisFleet::new(state.clone(), live.clone(), config.flapping))
+            }
+            _ => None,
         };
         let conn_limits =
             ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
@@ -95,6 +120,7 @@ impl Server {
                     .collect()
             },
             overload,
+            fleet: fleet.clone().map(|f| Arc::new(f) as Arc<dyn crate::policy::fleet::FleetChecks>),
         });
         let admin_tls = match &config.admin.tls {
             Some((cert, key)) => Some(admin::tls::server_config(cert, key).map_err(ServerError::AdminTls)?),
@@ -103,8 +129,10 @@ impl Server {
         let admin = TcpListener::bind(config.admin.bind)
             .await
             .map_err(|source| ServerError::Admin { addr: config.admin.bind, source })?;
-        let runtime = Arc::new(Runtime::new(ctx, config, bans, stateful));
-        Ok(Self { runtime, listeners, admin, admin_tls })
+        let mut runtime = Runtime::new(ctx, config, bans, stateful);
+        runtime.redis = redis.clone();
+        let runtime = Arc::new(runtime);
+        Ok(Self { runtime, listeners, admin, admin_tls, fleet })
     }
 
     /// The shared state the admin API and signal handlers act on.
@@ -151,6 +179,18 @@ impl Server {
         let housekeeping = tokio::spawn(housekeeping(self.runtime.clone()));
         let hangups = tokio::spawn(reload_on_sighup(self.runtime.clone()));
         let watcher = crate::watch::spawn(self.runtime.clone());
+        let mut shared_tasks = Vec::new();
+        if let (Some(state), Some(live)) = (&self.runtime.redis, &self.runtime.bans) {
+            let rt = self.runtime.clone();
+            shared_tasks.push(tokio::spawn(crate::state::run_ban_sync(
+                state.clone(),
+                live.clone(),
+                move || rt.refresh_ban_gauges(),
+            )));
+        }
+        if let Some(fleet) = self.fleet {
+            shared_tasks.push(tokio::spawn(fleet.renew_leases()));
+        }
         info!("moat ready");
         stop.await;
         info!("shutting down");
@@ -158,6 +198,9 @@ impl Server {
         hangups.abort();
         if let Some(w) = watcher {
             w.abort();
+        }
+        for t in &shared_tasks {
+            t.abort();
         }
         ctx.shutdown.cancel();
         tracker.close();

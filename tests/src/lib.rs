@@ -16,6 +16,7 @@ pub mod packets;
 pub mod pki;
 pub mod policy;
 pub mod procs;
+pub mod redis;
 pub mod tap;
 pub mod tls;
 

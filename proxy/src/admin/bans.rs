@@ -87,6 +87,9 @@ fn store_error(e: LiveBanError) -> ApiError {
         LiveBanError::NoStore => ApiError::conflict(e.to_string()),
         LiveBanError::Store(crate::policy::bans::BanStoreError::InvalidBan(m)) => ApiError::bad_request(m),
         LiveBanError::Build(m) => ApiError::bad_request(m),
+        LiveBanError::Shared(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", e.to_string())
+        }
         other => ApiError::internal(other.to_string()),
     }
 }
@@ -145,7 +148,7 @@ pub async fn add(
         created_at: now,
         expires_at,
     };
-    let added = live(&rt)?.add(ban).map_err(store_error)?;
+    let added = live(&rt)?.add_any(ban).await.map_err(store_error)?;
     rt.refresh_ban_gauges();
     Ok((StatusCode::CREATED, Json(BanView::new(added, BanSource::Runtime))).into_response())
 }
@@ -157,7 +160,7 @@ pub async fn remove(
     let Path((kind, who)) = path?;
     let kind = kind_of(&kind)?;
     let bans = live(&rt)?;
-    if bans.remove(kind, &who).map_err(store_error)? {
+    if bans.remove_any(kind, &who).await.map_err(store_error)? {
         rt.refresh_ban_gauges();
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -169,7 +172,7 @@ pub async fn remove(
 }
 
 pub async fn clear(State(rt): State<Arc<Runtime>>) -> Result<Json<serde_json::Value>, ApiError> {
-    let n = live(&rt)?.clear_runtime().map_err(store_error)?;
+    let n = live(&rt)?.clear_any().await.map_err(store_error)?;
     rt.refresh_ban_gauges();
     Ok(Json(json!({ "removed": n })))
 }

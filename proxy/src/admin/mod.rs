@@ -80,7 +80,18 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready when the config is loaded (it is, or this server would not run) and the broker accepts
 /// a TCP connection.
+///
+/// With `state.backend: redis` and Redis unreachable the proxy is degraded: still ready with
+/// `fail_mode: open` (it admits clients on local checks), not ready with `fail_mode: closed` (it
+/// refuses new clients, so a load balancer should prefer other replicas).
 async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
+    if let Some(state) = rt.redis.as_ref().filter(|s| !s.is_up()) {
+        let body = json!({ "status": "degraded", "reason": "state backend (redis) unreachable" });
+        return match state.fail_mode() {
+            crate::config::FailMode::Open => (StatusCode::OK, Json(body)).into_response(),
+            crate::config::FailMode::Closed => (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response(),
+        };
+    }
     match upstream::dial(&rt.ctx.upstream.address, READY_PROBE_TIMEOUT).await {
         Ok(_) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
         Err(_) => (

@@ -20,6 +20,10 @@ pub async fn status(State(rt): State<Arc<Runtime>>) -> Json<Value> {
         "policy_generation": rt.ctx.policy.generation().current(),
         "sessions": rt.ctx.registry.len(),
         "last_reload": rt.last_reload(),
+        "state_backend": match &rt.redis {
+            None => json!({ "backend": "embedded", "up": true }),
+            Some(r) => json!({ "backend": "redis", "up": r.is_up() }),
+        },
     }))
 }
 
@@ -119,6 +123,24 @@ fn view(c: &Config) -> Value {
             "ban_time_seconds": f.ban_time.as_secs_f64(),
             "ip_max_count": f.ip_max_count,
         })),
+        // Credentials are never shown, only whether they are set.
+        "state": match &c.state {
+            crate::config::StateBackend::Embedded => json!({ "backend": "embedded" }),
+            crate::config::StateBackend::Redis(r) => json!({
+                "backend": "redis",
+                "url": r.url,
+                "key_prefix": r.key_prefix,
+                "timeout_seconds": r.timeout.as_secs_f64(),
+                "username_set": r.username.is_some(),
+                "password_set": r.password.is_some(),
+                "fail_mode": match r.fail_mode {
+                    crate::config::FailMode::Open => "open",
+                    crate::config::FailMode::Closed => "closed",
+                },
+                "max_connections_per_client_id": r.max_connections_per_client_id,
+                "max_connections_per_username": r.max_connections_per_username,
+            }),
+        },
     })
 }
 

@@ -10,6 +10,7 @@ mod policies;
 mod quotas;
 mod rates;
 mod raw;
+mod state;
 pub mod tls;
 mod validate;
 
@@ -18,6 +19,7 @@ use std::path::Path;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigIssue};
 pub use model::*;
+pub use state::{FailMode, RedisConfig, Secret, StateBackend};
 
 use error::Issues;
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// A separate JSON stream for the `moat::audit` events; `None`: they stay in the main log.
     pub audit: Option<AuditOutput>,
+    /// Where state shared between replicas lives (`state:`).
+    pub state: super::state::StateBackend,
 }
 
 /// Thresholds past which new connections are refused while existing sessions keep flowing;

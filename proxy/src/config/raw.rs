@@ -33,6 +33,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub audit: Option<RawAudit>,
     #[serde(default)]
+    pub state: Option<super::state::RawState>,
+    #[serde(default)]
     pub overload: Option<RawOverload>,
 }
 

@@ -67,6 +67,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
     let overload = raw.overload.map(|o| super::overload::overload(o, issues));
     let audit = raw.audit.and_then(|a| super::audit::compile(a, &base, issues));
     let bans = raw.bans.and_then(|b| super::policies::bans(b, &base, issues));
+    let state = super::state::state(raw.state, &base, issues);
     let mut listeners = Vec::new();
     if raw.listeners.value.is_empty() {
         issues.push(raw.listeners.referenced.line(), "listeners", "at least one listener is required");
@@ -203,6 +204,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         overload,
         files: Vec::new(),
         audit,
+        state,
     })
 }
 

@@ -5,6 +5,7 @@
 //! `&'static str` from fixed sets. A client id or topic never becomes a label.
 
 pub mod ops;
+pub mod state;
 
 use std::sync::Arc;
 
@@ -181,6 +182,7 @@ pub struct Metrics {
     resident_memory: Gauge,
     pub ops: ops::OpsMetrics,
     pub tls: tls::TlsMetrics,
+    pub state: state::StateMetrics,
 }
 
 impl Metrics {
@@ -265,6 +267,7 @@ impl Metrics {
             resident_memory.clone(),
         );
         let ops = ops::OpsMetrics::register(&mut registry);
+        let state = state::StateMetrics::register(&mut registry);
 
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
@@ -294,6 +297,7 @@ impl Metrics {
             resident_memory,
             ops,
             tls,
+            state,
         })
     }
 

@@ -12,6 +12,7 @@ pub mod ban_filter;
 pub mod bans;
 mod chain;
 pub mod flapping_filter;
+pub mod fleet;
 pub mod limits;
 pub mod live;
 mod yaml_node;

@@ -47,6 +47,8 @@ where
             Ok(accepted) => {
                 ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
                 let registration = ctx.registry.register(accepted.info);
+                // Held for the session's life: gives the fleet-wide connection slot back after.
+                let _slot = accepted.slot;
                 accepted
                     .relay
                     .run(accepted.client, accepted.upstream, accepted.connect, accepted.buf, registration)
@@ -70,6 +72,7 @@ struct Accepted<S> {
     relay: Relay,
     /// What the admin API lists about the session.
     info: ClientInfo,
+    slot: Option<Box<dyn crate::policy::fleet::SlotGuard>>,
 }
 
 async fn connect_phase<S>(
@@ -136,6 +139,16 @@ where
         ctx.metrics.denied("connect", deny.label);
         refuse(&mut client, version, deny.reason).await;
         return Err(ConnResult::Denied);
+    }
+
+    // Flapping counted across replicas (state.backend: redis); one round trip per CONNECT.
+    if let Some(fleet) = &ctx.fleet {
+        if let Err(deny) = fleet.on_connect(peer.peer.ip().to_canonical(), connect.client_id).await {
+            info!(reason = deny.label, "CONNECT denied");
+            ctx.metrics.denied("connect", deny.label);
+            refuse(&mut client, version, deny.reason).await;
+            return Err(ConnResult::Denied);
+        }
     }
 
     // Trap 13: MQTT 5 enhanced authentication (AUTH packets) is for moat, which does not offer a
@@ -224,6 +237,22 @@ where
         }
     };
 
+    // Fleet-wide connection caps per client id / username (state.backend: redis).
+    let slot = match &ctx.fleet {
+        Some(fleet) => {
+            match fleet.claim(&session.identity.client_id, session.identity.username.as_deref()).await {
+                Ok(slot) => slot,
+                Err(deny) => {
+                    info!(reason = deny.label, "session refused");
+                    ctx.metrics.denied("connect", deny.label);
+                    refuse(&mut client, version, deny.reason).await;
+                    return Err(ConnResult::Denied);
+                }
+            }
+        }
+        None => None,
+    };
+
     if let Some(reason) = ctx.overload.as_ref().and_then(|o| o.admit_session().err()) {
         info!(reason = reason.label(), "upstream marked down, refused without dialing");
         refuse(&mut client, version, ReasonCode::ServerBusy).await;
@@ -282,7 +311,7 @@ where
     // Kept (a copy of a few dozen bytes, not the read buffer) so the session can re-check itself
     // against a new policy: bans on its client id, the ACL on its Will.
     relay.connect = bytes::Bytes::copy_from_slice(frame.bytes());
-    Ok(Accepted { client, upstream, connect: connect_bytes, buf, relay, info })
+    Ok(Accepted { client, upstream, connect: connect_bytes, buf, relay, info, slot })
 }
 
 /// The CONNECT-time quotas: client id length (v5 0x85, 3.1.1 return code 2), the Will topic

@@ -45,6 +45,8 @@ pub struct Context {
     pub listener_traffic: Vec<(Arc<str>, Option<TrafficPlan>)>,
     /// Overload protection, when configured.
     pub overload: Option<Arc<crate::transport::overload::Overload>>,
+    /// Checks against state shared by replicas (`state.backend: redis`); `None` when embedded.
+    pub fleet: Option<Arc<dyn crate::policy::fleet::FleetChecks>>,
 }
 
 impl Context {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::{ArcSwap, Guard};
 
-use super::{Ban, BanKind, BanSet, BanStore, BanStoreError};
+use super::{Ban, BanKind, BanSet, BanStore, BanStoreError, SharedBanError, SharedBanStore};
 use crate::policy::live::Generation;
 
 /// Where a ban in the list comes from.
@@ -39,11 +39,17 @@ pub enum LiveBanError {
     Store(#[from] BanStoreError),
     #[error("ban list: {0}")]
     Build(String),
+    /// The shared store (Redis) refused or could not be reached; nothing was changed.
+    #[error("shared ban store: {0}")]
+    Shared(#[from] SharedBanError),
 }
 
 struct Sources {
     file: Vec<Ban>,
     store: Option<BanStore>,
+    /// Runtime bans kept in a store shared by replicas, and the local mirror of its list (sorted
+    /// by kind and target, so a resync that brings nothing new is recognised and ignored).
+    shared: Option<(Arc<dyn SharedBanStore>, Vec<Ban>)>,
 }
 
 pub struct LiveBans {
@@ -60,7 +66,19 @@ impl LiveBans {
         store: Option<BanStore>,
         generation: Generation,
     ) -> Result<Self, LiveBanError> {
-        let sources = Sources { file, store };
+        let sources = Sources { file, store, shared: None };
+        let set = build(&sources)?;
+        Ok(Self { set: ArcSwap::from_pointee(set), sources: Mutex::new(sources), generation })
+    }
+
+    /// Builds the list from the ban file's bans and a store shared by replicas, whose bans arrive
+    /// through [`LiveBans::replace_shared`].
+    pub fn new_shared(
+        file: Vec<Ban>,
+        backend: Arc<dyn SharedBanStore>,
+        generation: Generation,
+    ) -> Result<Self, LiveBanError> {
+        let sources = Sources { file, store: None, shared: Some((backend, Vec::new())) };
         let set = build(&sources)?;
         Ok(Self { set: ArcSwap::from_pointee(set), sources: Mutex::new(sources), generation })
     }
@@ -78,7 +96,13 @@ impl LiveBans {
 
     /// Whether runtime bans can be added (a store is configured).
     pub fn has_store(&self) -> bool {
-        self.lock().store.is_some()
+        let s = self.lock();
+        s.store.is_some() || s.shared.is_some()
+    }
+
+    /// Whether runtime bans live in a store shared by replicas.
+    pub fn is_shared(&self) -> bool {
+        self.lock().shared.is_some()
     }
 
     /// Every ban with its source, file bans first.
@@ -86,7 +110,86 @@ impl LiveBans {
         let s = self.lock();
         let file = s.file.iter().map(|b| (b.clone(), BanSource::File));
         let runtime = s.store.iter().flat_map(|st| st.bans().iter().map(|b| (b.clone(), BanSource::Runtime)));
-        file.chain(runtime).collect()
+        let shared =
+            s.shared.iter().flat_map(|(_, bans)| bans.iter().map(|b| (b.clone(), BanSource::Runtime)));
+        file.chain(runtime).chain(shared).collect()
+    }
+
+    /// Adds a runtime ban wherever runtime bans live (the local store, or the shared store and
+    /// then the local mirror, so this replica applies it before the call returns).
+    pub async fn add_any(&self, ban: Ban) -> Result<Ban, LiveBanError> {
+        let Some(backend) = self.shared_backend() else {
+            return self.add(ban);
+        };
+        let ban = ban.normalized().map_err(|m| LiveBanError::Store(BanStoreError::InvalidBan(m)))?;
+        {
+            // Refuse what the set cannot index before writing it anywhere.
+            let s = self.lock();
+            let mut next = shared_without(&s, ban.kind, &ban.who);
+            next.push(ban.clone());
+            BanSet::build(s.file.iter().cloned().chain(next)).map_err(LiveBanError::Build)?;
+        }
+        backend.put(ban.clone()).await?;
+        let mut s = self.lock();
+        let mut next = shared_without(&s, ban.kind, &ban.who);
+        next.push(ban.clone());
+        self.adopt_shared(&mut s, next)?;
+        Ok(ban)
+    }
+
+    /// Removes a runtime ban wherever runtime bans live; `Ok(false)` if there was none.
+    pub async fn remove_any(&self, kind: BanKind, who: &str) -> Result<bool, LiveBanError> {
+        let Some(backend) = self.shared_backend() else {
+            return self.remove(kind, who);
+        };
+        let who = super::who::normalize_who(kind, who).unwrap_or_else(|_| who.to_string());
+        let removed = backend.delete(kind, who.clone()).await?;
+        let mut s = self.lock();
+        let next = shared_without(&s, kind, &who);
+        self.adopt_shared(&mut s, next)?;
+        Ok(removed)
+    }
+
+    /// Removes every runtime ban wherever runtime bans live; returns how many there were.
+    pub async fn clear_any(&self) -> Result<usize, LiveBanError> {
+        let Some(backend) = self.shared_backend() else {
+            return self.clear_runtime();
+        };
+        let n = backend.clear().await?;
+        let mut s = self.lock();
+        self.adopt_shared(&mut s, Vec::new())?;
+        Ok(n)
+    }
+
+    /// Adopts the shared store's whole list (the sync task calls this on every change message and
+    /// periodic resync). Returns whether anything changed; only a change rebuilds the set and
+    /// makes live sessions re-check themselves. On error the last known list stays in force.
+    pub fn replace_shared(&self, bans: Vec<Ban>) -> Result<bool, LiveBanError> {
+        let mut s = self.lock();
+        self.adopt_shared(&mut s, bans)
+    }
+
+    fn shared_backend(&self) -> Option<Arc<dyn SharedBanStore>> {
+        self.lock().shared.as_ref().map(|(b, _)| b.clone())
+    }
+
+    fn adopt_shared(&self, s: &mut Sources, mut next: Vec<Ban>) -> Result<bool, LiveBanError> {
+        next.sort_by(|a, b| (a.kind.as_str(), &a.who).cmp(&(b.kind.as_str(), &b.who)));
+        next.dedup_by(|a, b| a.kind == b.kind && a.who == b.who);
+        let Some((_, mirror)) = s.shared.as_mut() else {
+            return Err(LiveBanError::NoStore);
+        };
+        if *mirror == next {
+            return Ok(false);
+        }
+        let old = std::mem::replace(mirror, next);
+        if let Err(e) = self.rebuild(s) {
+            if let Some((_, mirror)) = s.shared.as_mut() {
+                *mirror = old;
+            }
+            return Err(e);
+        }
+        Ok(true)
     }
 
     /// Adds (or replaces) a runtime ban, durably, then applies it to live sessions.
@@ -168,5 +271,16 @@ impl LiveBans {
 
 fn build(s: &Sources) -> Result<BanSet, LiveBanError> {
     let runtime = s.store.iter().flat_map(|st| st.bans().iter().cloned());
-    BanSet::build(s.file.iter().cloned().chain(runtime)).map_err(LiveBanError::Build)
+    let shared = s.shared.iter().flat_map(|(_, bans)| bans.iter().cloned());
+    BanSet::build(s.file.iter().cloned().chain(runtime).chain(shared)).map_err(LiveBanError::Build)
+}
+
+/// The shared mirror without the ban on `(kind, who)`.
+fn shared_without(s: &Sources, kind: BanKind, who: &str) -> Vec<Ban> {
+    s.shared
+        .iter()
+        .flat_map(|(_, bans)| bans.iter())
+        .filter(|b| !(b.kind == kind && b.who == who))
+        .cloned()
+        .collect()
 }

@@ -12,6 +12,7 @@ mod file;
 mod kind;
 mod live;
 mod set;
+mod shared;
 mod store;
 mod trie;
 mod who;
@@ -23,6 +24,7 @@ pub use file::{load_ban_file, parse_ban_file, DEFAULT_BY, MAX_BAN_FILE_BYTES};
 pub use kind::{Ban, BanKind};
 pub use live::{BanSource, LiveBanError, LiveBans};
 pub use set::{BanSet, REGEX_SET_SIZE_LIMIT};
+pub use shared::{BoxFuture, SharedBanError, SharedBanStore};
 pub use store::{BanStore, BanStoreError, MAX_STORE_BYTES};
 pub use who::canonical_ip;
 

@@ -4,6 +4,7 @@ mod file;
 mod kind;
 mod prop;
 mod set;
+mod shared;
 mod store;
 mod trie;
 

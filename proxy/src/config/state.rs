@@ -1,0 +1,382 @@
+//! `state:` — where state shared between replicas lives. `embedded` (the default) keeps runtime
+//! bans in the local ban store and counters in memory; `redis` shares runtime bans, flapping
+//! counters and fleet-wide connection counts through one Redis, so many moat replicas enforce one
+//! policy. Redis credentials come from files only, so a config file never holds a secret.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::Issues;
+use super::raw::S;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawState {
+    #[serde(default)]
+    pub backend: Option<S<String>>,
+    #[serde(default)]
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedis {
+    pub url: S<String>,
+    #[serde(default)]
+    pub key_prefix: Option<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub username_file: Option<S<String>>,
+    #[serde(default)]
+    pub password_file: Option<S<String>>,
+    #[serde(default)]
+    pub ca_file: Option<S<String>>,
+    #[serde(default)]
+    pub fail_mode: Option<S<String>>,
+    #[serde(default)]
+    pub max_connections_per_client_id: Option<S<u32>>,
+    #[serde(default)]
+    pub max_connections_per_username: Option<S<u32>>,
+}
+
+/// The validated `state:` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StateBackend {
+    #[default]
+    Embedded,
+    Redis(RedisConfig),
+}
+
+/// What a new connection gets while Redis cannot be reached (last known bans and local limits are
+/// enforced either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailMode {
+    /// Admit it on local checks alone.
+    Open,
+    /// Refuse it (CONNACK "server unavailable"): no client is admitted unchecked.
+    Closed,
+}
+
+/// A secret read from a file; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` or `rediss://…` (TLS); never carries credentials.
+    pub url: String,
+    /// Prepended to every key and channel, so replicas of different fleets can share a Redis.
+    pub key_prefix: String,
+    /// Bound on connecting and on each command.
+    pub timeout: Duration,
+    pub username: Option<Secret>,
+    pub password: Option<Secret>,
+    /// PEM CA bundle that verifies a `rediss://` server instead of the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    pub fail_mode: FailMode,
+    /// Fleet-wide caps on concurrent sessions (none when unset).
+    pub max_connections_per_client_id: Option<u32>,
+    pub max_connections_per_username: Option<u32>,
+}
+
+pub(crate) const DEFAULT_KEY_PREFIX: &str = "moat:";
+/// Largest credential file read.
+const MAX_SECRET_BYTES: u64 = 4096;
+
+pub(crate) fn state(raw: Option<RawState>, base: &Path, issues: &mut Issues) -> StateBackend {
+    let Some(raw) = raw else {
+        return StateBackend::Embedded;
+    };
+    let backend = raw.backend.as_ref().map_or("embedded", |b| b.value.as_str());
+    let line = raw.backend.as_ref().map_or(0, |b| b.referenced.line());
+    match backend {
+        "embedded" => {
+            if raw.redis.is_some() {
+                issues.push(line, "state.redis", "only used with `backend: redis`");
+            }
+            StateBackend::Embedded
+        }
+        "redis" => match raw.redis {
+            Some(r) => redis(r, base, issues).map_or(StateBackend::Embedded, StateBackend::Redis),
+            None => {
+                issues.push(line, "state.redis", "`backend: redis` needs a `redis:` section with `url`");
+                StateBackend::Embedded
+            }
+        },
+        other => {
+            issues.push(line, "state.backend", format!("`{other}` is not embedded or redis"));
+            StateBackend::Embedded
+        }
+    }
+}
+
+fn redis(r: RawRedis, base: &Path, issues: &mut Issues) -> Option<RedisConfig> {
+    let before = issues.list.len();
+    let url = r.url.value.trim().to_string();
+    let line = r.url.referenced.line();
+    match url.split_once("://") {
+        Some(("redis" | "rediss", rest)) => {
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            if authority.contains('@') {
+                // Never echo the URL: it holds the secret.
+                issues.push(
+                    line,
+                    "state.redis.url",
+                    "must not contain credentials; use state.redis.username_file and password_file",
+                );
+            } else if authority.is_empty() {
+                issues.push(line, "state.redis.url", "has no host");
+            } else if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() {
+                issues.push(line, "state.redis.url", format!("`{url}` is not a valid Redis URL"));
+            }
+        }
+        _ => issues.push(line, "state.redis.url", "must start with redis:// or rediss:// (TLS)"),
+    }
+    let key_prefix = match r.key_prefix {
+        Some(p) => {
+            let ok = !p.value.is_empty()
+                && p.value.len() <= 64
+                && p.value.chars().all(|c| c.is_ascii_graphic() && c != '*' && c != '?' && c != '[');
+            if !ok {
+                issues.push(
+                    p.referenced.line(),
+                    "state.redis.key_prefix",
+                    "must be 1 to 64 printable ASCII characters without spaces or glob characters",
+                );
+            }
+            p.value
+        }
+        None => DEFAULT_KEY_PREFIX.to_string(),
+    };
+    let timeout = match r.timeout {
+        Some(t) => match super::parse_duration(&t.value) {
+            Ok(d) if d.is_zero() || d > Duration::from_secs(60) => {
+                issues.push(t.referenced.line(), "state.redis.timeout", "must be between 1ms and 60s");
+                Duration::from_secs(1)
+            }
+            Ok(d) => d,
+            Err(m) => {
+                issues.push(t.referenced.line(), "state.redis.timeout", m);
+                Duration::from_secs(1)
+            }
+        },
+        None => Duration::from_secs(1),
+    };
+    let username = r.username_file.and_then(|f| secret_file(&f, "state.redis.username_file", base, issues));
+    let password = r.password_file.and_then(|f| secret_file(&f, "state.redis.password_file", base, issues));
+    let ca_pem = r.ca_file.and_then(|f| {
+        if !url.starts_with("rediss://") {
+            issues.push(f.referenced.line(), "state.redis.ca_file", "only used with a rediss:// url");
+            return None;
+        }
+        ca_file(&f, base, issues)
+    });
+    let fail_mode = match r.fail_mode {
+        None => FailMode::Closed,
+        Some(m) => match m.value.as_str() {
+            "open" => FailMode::Open,
+            "closed" => FailMode::Closed,
+            other => {
+                issues.push(
+                    m.referenced.line(),
+                    "state.redis.fail_mode",
+                    format!("`{other}` is not open or closed"),
+                );
+                FailMode::Closed
+            }
+        },
+    };
+    let cap = |v: Option<S<u32>>, key: &str, issues: &mut Issues| {
+        v.map(|n| {
+            if n.value == 0 {
+                issues.push(n.referenced.line(), key, "must be at least 1");
+            }
+            n.value
+        })
+    };
+    let max_connections_per_client_id =
+        cap(r.max_connections_per_client_id, "state.redis.max_connections_per_client_id", issues);
+    let max_connections_per_username =
+        cap(r.max_connections_per_username, "state.redis.max_connections_per_username", issues);
+    if issues.list.len() > before {
+        return None;
+    }
+    Some(RedisConfig {
+        url,
+        key_prefix,
+        timeout,
+        username,
+        password,
+        ca_pem,
+        fail_mode,
+        max_connections_per_client_id,
+        max_connections_per_username,
+    })
+}
+
+/// Reads a PEM CA bundle and checks it holds at least one certificate.
+fn ca_file(path: &S<String>, base: &Path, issues: &mut Issues) -> Option<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject as _;
+    let file = base.join(&path.value);
+    let line = path.referenced.line();
+    let bytes = match std::fs::read(&file) {
+        Ok(b) if b.len() <= 1024 * 1024 => b,
+        Ok(_) => {
+            issues.push(line, "state.redis.ca_file", format!("{} is larger than 1 MiB", file.display()));
+            return None;
+        }
+        Err(e) => {
+            issues.push(line, "state.redis.ca_file", format!("cannot read {}: {}", file.display(), e.kind()));
+            return None;
+        }
+    };
+    let certs: Result<Vec<_>, _> = rustls_pki_types::CertificateDer::pem_slice_iter(&bytes).collect();
+    match certs {
+        Ok(c) if !c.is_empty() => Some(bytes),
+        _ => {
+            issues.push(line, "state.redis.ca_file", format!("{} holds no PEM certificate", file.display()));
+            None
+        }
+    }
+}
+
+/// Reads a one-line secret; errors name the file but never its contents.
+fn secret_file(path: &S<String>, key: &str, base: &Path, issues: &mut Issues) -> Option<Secret> {
+    use std::io::Read as _;
+    let file = base.join(&path.value);
+    let line = path.referenced.line();
+    let mut buf = Vec::new();
+    let read = std::fs::File::open(&file)
+        .and_then(|f| f.take(MAX_SECRET_BYTES + 1).read_to_end(&mut buf))
+        .map_err(|e| format!("cannot read {}: {}", file.display(), e.kind()));
+    if let Err(m) = read {
+        issues.push(line, key, m);
+        return None;
+    }
+    if buf.len() as u64 > MAX_SECRET_BYTES {
+        issues.push(line, key, format!("{} is larger than {MAX_SECRET_BYTES} bytes", file.display()));
+        return None;
+    }
+    let Ok(text) = String::from_utf8(buf) else {
+        issues.push(line, key, format!("{} is not UTF-8", file.display()));
+        return None;
+    };
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() || value.contains(['\n', '\r']) {
+        issues.push(line, key, format!("{} must hold exactly one non-empty line", file.display()));
+        return None;
+    }
+    Some(Secret(value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{from_str, Config, ConfigIssue};
+
+    const BASE: &str = "listeners:\n  - name: plain\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n\
+                        authentication:\n  - name: anon\n    type: anonymous\n";
+
+    fn load(state: &str, dir: &Path) -> Result<Config, Vec<ConfigIssue>> {
+        from_str(&format!("{BASE}{state}"), &dir.join("moat.yaml")).map_err(|e| e.issues)
+    }
+
+    fn issue(state: &str, dir: &Path) -> ConfigIssue {
+        let mut found = load(state, dir).expect_err("config unexpectedly valid");
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.remove(0)
+    }
+
+    #[test]
+    fn embedded_is_the_default() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(load("", dir.path()).expect("valid").state, StateBackend::Embedded);
+        let c = load("state:\n  backend: embedded\n", dir.path()).expect("valid");
+        assert_eq!(c.state, StateBackend::Embedded);
+    }
+
+    #[test]
+    fn redis_with_defaults_and_credentials_from_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("user"), "moat\n").expect("write");
+        std::fs::write(dir.path().join("pass"), "s3cret-pass\n").expect("write");
+        let c = load(
+            "state:\n  backend: redis\n  redis:\n    url: \"rediss://cache:6380/2\"\n    username_file: user\n    password_file: pass\n    fail_mode: open\n    max_connections_per_username: 3\n",
+            dir.path(),
+        )
+        .expect("valid");
+        let StateBackend::Redis(r) = c.state else { panic!("not redis") };
+        assert_eq!(r.key_prefix, "moat:");
+        assert_eq!(r.timeout, Duration::from_secs(1));
+        assert_eq!(r.fail_mode, FailMode::Open);
+        assert_eq!(r.username, Some(Secret("moat".into())));
+        assert_eq!(r.password, Some(Secret("s3cret-pass".into())));
+        assert_eq!(r.max_connections_per_username, Some(3));
+        assert!(!format!("{r:?}").contains("s3cret"), "password in Debug output");
+        let closed = load("state:\n  backend: redis\n  redis:\n    url: \"redis://127.0.0.1\"\n", dir.path())
+            .expect("valid");
+        let StateBackend::Redis(r) = closed.state else { panic!("not redis") };
+        assert_eq!(r.fail_mode, FailMode::Closed, "fail closed by default");
+    }
+
+    #[test]
+    fn each_error_names_line_and_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        let i = issue("state:\n  backend: etcd\n", d);
+        assert_eq!((i.line, i.key.as_str()), (9, "state.backend"));
+        assert!(i.message.contains("`etcd` is not embedded or redis"), "{i:?}");
+        let i = issue("state:\n  backend: redis\n", d);
+        assert_eq!(i.key, "state.redis");
+        let i = issue("state:\n  redis:\n    url: \"redis://x\"\n", d);
+        assert_eq!(i.key, "state.redis");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"http://x\"\n", d);
+        assert_eq!((i.line, i.key.as_str()), (11, "state.redis.url"));
+        assert!(i.message.contains("redis:// or rediss://"), "{i:?}");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://u:hunter2@x\"\n", d);
+        assert_eq!(i.key, "state.redis.url");
+        assert!(!i.message.contains("hunter2") && i.message.contains("credentials"), "{i:?}");
+        let i =
+            issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    key_prefix: \"a b\"\n", d);
+        assert_eq!((i.line, i.key.as_str()), (12, "state.redis.key_prefix"));
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    timeout: 0s\n", d);
+        assert_eq!(i.key, "state.redis.timeout");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    timeout: 5\n", d);
+        assert_eq!(i.key, "state.redis.timeout");
+        let i =
+            issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    fail_mode: maybe\n", d);
+        assert_eq!((i.line, i.key.as_str()), (12, "state.redis.fail_mode"));
+        let i =
+            issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    password_file: nope\n", d);
+        assert_eq!(i.key, "state.redis.password_file");
+        assert!(i.message.contains("cannot read"), "{i:?}");
+        std::fs::write(d.join("two"), "a\nb\n").expect("write");
+        let i =
+            issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    password_file: two\n", d);
+        assert!(i.message.contains("exactly one non-empty line"), "{i:?}");
+        let i = issue(
+            "state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    max_connections_per_client_id: 0\n",
+            d,
+        );
+        assert_eq!(i.key, "state.redis.max_connections_per_client_id");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    ca_file: two\n", d);
+        assert_eq!((i.line, i.key.as_str()), (12, "state.redis.ca_file"));
+        assert!(i.message.contains("rediss://"), "{i:?}");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"rediss://x\"\n    ca_file: two\n", d);
+        assert!(i.message.contains("no PEM certificate"), "{i:?}");
+        let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    colour: red\n", d);
+        assert_eq!((i.line, i.key.as_str()), (12, "colour"));
+    }
+}
