@@ -122,6 +122,8 @@ pub const FEATURE_METRICS: &[(&str, &str)] = &[
     ("moat_tls_resumed_sessions_rejected_total", "tests/tls_reload.rs"),
     ("moat_quota_exceeded_total", "tests/quotas.rs, tests/overload.rs (slow consumer)"),
     ("moat_overload_refusals_total", "tests/overload.rs"),
+    ("moat_state_backend_errors_total", "tests/redis.rs (Redis stopped)"),
+    ("moat_state_backend_degraded_connections_total", "tests/redis.rs (Redis stopped)"),
 ];
 
 /// Every `moat_…` metric name in a PromQL expression, with a histogram's `_bucket`/`_sum`/`_count`

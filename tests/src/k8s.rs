@@ -55,6 +55,7 @@ pub enum Body {
     Secret(Secret),
     Service(ServiceSpec),
     Deployment(DeploymentSpec),
+    StatefulSet(StatefulSetSpec),
     NetworkPolicy(NetworkPolicySpec),
     PodDisruptionBudget(PdbSpec),
     ServiceMonitor(ServiceMonitorSpec),
@@ -140,6 +141,16 @@ pub struct DeploymentSpec {
     pub selector: LabelSelector,
     #[serde(default)]
     pub strategy: Option<Strategy>,
+    pub template: PodTemplate,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StatefulSetSpec {
+    pub service_name: String,
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    pub selector: LabelSelector,
     pub template: PodTemplate,
 }
 
@@ -609,6 +620,7 @@ pub fn parse(v: &Value) -> Result<Object, String> {
         }
         ("v1", "Service") => with_spec(v).map(|(m, s)| (m, Body::Service(s)))?,
         ("apps/v1", "Deployment") => with_spec(v).map(|(m, s)| (m, Body::Deployment(s)))?,
+        ("apps/v1", "StatefulSet") => with_spec(v).map(|(m, s)| (m, Body::StatefulSet(s)))?,
         ("networking.k8s.io/v1", "NetworkPolicy") => {
             with_spec(v).map(|(m, s)| (m, Body::NetworkPolicy(s)))?
         }
