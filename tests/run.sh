@@ -7,13 +7,19 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
+# `apt-get update` runs at most once, and only when something is missing.
+APT_UPDATED=0
+apt_update() {
+  if [ "$APT_UPDATED" = 0 ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
+}
+
 need_apt=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
 command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
-  $SUDO apt-get update -qq
+  apt_update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 # The Debian package starts a system broker on 1883; the tests start their own on free ports.
@@ -35,7 +41,7 @@ if ! command -v promtool >/dev/null && [ ! -x target/tools/promtool ]; then
   echo "fetching promtool"
   tmp="$(mktemp -d)"
   if (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 \
-        || { $SUDO apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; } \
+        || { apt_update && apt-get download prometheus >/dev/null 2>&1; }; } \
         && dpkg -x prometheus_*.deb x); then
     mkdir -p target/tools && cp "$tmp/x/usr/bin/promtool" target/tools/promtool
   else
