@@ -111,6 +111,10 @@ async fn every_exposed_metric_is_documented_and_every_documented_one_is_exposed(
     let mut bad = env.raw().await;
     bad.send(&packets::pingreq()).await.unwrap();
     let _ = bad.read_until_closed(WAIT).await;
+    // A banned client id (ban hits by kind).
+    let mut banned = env.raw().await;
+    banned.send(&packets::connect(packets::Version::V5, "catalogue-banned")).await.unwrap();
+    let _ = banned.read_until_closed(WAIT).await;
 
     let reload =
         http::request(env.moat.admin_port, "POST", "/api/v1/reload", Some(TOKEN), None).await.unwrap();

@@ -5,6 +5,7 @@
 //! `&'static str` from fixed sets. A client id or topic never becomes a label.
 
 pub mod ops;
+pub mod process;
 pub mod state;
 
 use std::sync::Arc;
@@ -183,6 +184,7 @@ pub struct Metrics {
     pub ops: ops::OpsMetrics,
     pub tls: tls::TlsMetrics,
     pub state: state::StateMetrics,
+    pub process: process::ProcessMetrics,
 }
 
 impl Metrics {
@@ -268,6 +270,7 @@ impl Metrics {
         );
         let ops = ops::OpsMetrics::register(&mut registry);
         let state = state::StateMetrics::register(&mut registry);
+        let process = process::ProcessMetrics::register(&mut registry);
 
         let dir_counters = |d: Direction| {
             PACKET_TYPES.map(|t| {
@@ -298,6 +301,7 @@ impl Metrics {
             ops,
             tls,
             state,
+            process,
         })
     }
 
@@ -350,6 +354,10 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
+        self.process.refresh();
+        if let Some(rss) = crate::transport::overload::resident_bytes() {
+            self.set_resident_memory(rss);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

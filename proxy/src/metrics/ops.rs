@@ -24,6 +24,7 @@ pub struct OpsMetrics {
     pub bans_active: Family<BanKindLabels, Gauge>,
     /// Sessions closed through the admin API.
     pub kicks: Counter,
+    ban_hits: Family<BanKindLabels, Counter>,
 }
 
 impl OpsMetrics {
@@ -44,7 +45,17 @@ impl OpsMetrics {
             "Sessions closed by an operator through the admin API",
             kicks.clone(),
         );
-        Self { reloads, last_reload_success, bans_active, kicks }
+        let ban_hits = Family::<BanKindLabels, Counter>::default();
+        registry.register(
+            "ban_hits",
+            "Connections refused or sessions closed by a ban, by ban kind",
+            ban_hits.clone(),
+        );
+        Self { reloads, last_reload_success, bans_active, kicks, ban_hits }
+    }
+
+    pub fn ban_hit(&self, kind: &'static str) {
+        self.ban_hits.get_or_create(&BanKindLabels { kind }).inc();
     }
 
     pub fn reload(&self, success: bool) {

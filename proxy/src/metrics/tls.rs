@@ -23,8 +23,16 @@ pub struct CertKindLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    pub listener: String,
+    /// A fixed set, see `transport::tls::failure_reason`.
+    pub reason: &'static str,
+}
+
 pub struct TlsMetrics {
     reloads: Family<ReloadLabels, Counter>,
+    handshake_failures: Family<HandshakeLabels, Counter>,
     cert_expiry: Family<CertKindLabels, Gauge>,
     crl_next_update: Family<ListenerLabels, Gauge>,
     crl_this_update: Family<ListenerLabels, Gauge>,
@@ -76,7 +84,27 @@ impl TlsMetrics {
             "CRL downloads from distribution points by result (`failure`: last good copy kept)",
             crl_fetches.clone(),
         );
-        Self { reloads, cert_expiry, crl_next_update, crl_this_update, resumed_rejected, crl_fetches }
+        let handshake_failures = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed, by listener and reason",
+            handshake_failures.clone(),
+        );
+        Self {
+            reloads,
+            handshake_failures,
+            cert_expiry,
+            crl_next_update,
+            crl_this_update,
+            resumed_rejected,
+            crl_fetches,
+        }
+    }
+
+    pub fn handshake_failed(&self, listener: &str, reason: &'static str) {
+        self.handshake_failures
+            .get_or_create(&HandshakeLabels { listener: listener.to_string(), reason })
+            .inc();
     }
 
     pub fn reload(&self, listener: &str, result: &'static str) {

@@ -36,7 +36,8 @@ impl Filter for BanFilter {
     fn on_accept(&self, peer: &PeerInfo) -> Verdict {
         match self.bans.current().check_ip(peer.peer.ip(), now()) {
             Some(ban) => {
-                info!(target: "moat::audit", peer = %peer.peer, kind = ?ban.kind, reason = %escape(&ban.reason), "banned address refused");
+                self.metrics.ops.ban_hit(ban.kind.as_str());
+                info!(target: "moat::audit", peer = %peer.peer, kind = ban.kind.as_str(), reason = %escape(&ban.reason), "banned address refused");
                 self.metrics.denied("accept", "banned");
                 Verdict::deny(ReasonCode::Banned, "banned")
             }
@@ -47,10 +48,11 @@ impl Filter for BanFilter {
     fn on_connect(&self, _peer: &PeerInfo, connect: &Connect<'_>) -> Verdict {
         match self.bans.current().check_client(connect.client_id, connect.username, now()) {
             Some(ban) => {
+                self.metrics.ops.ban_hit(ban.kind.as_str());
                 info!(
                     target: "moat::audit",
                     client_id = %escape(connect.client_id),
-                    kind = ?ban.kind,
+                    kind = ban.kind.as_str(),
                     reason = %escape(&ban.reason),
                     "banned client refused"
                 );
@@ -70,10 +72,11 @@ impl Filter for BanFilter {
         let id = &session.identity;
         match self.bans.current().check_client(&id.client_id, id.username.as_deref(), now()) {
             Some(ban) => {
+                self.metrics.ops.ban_hit(ban.kind.as_str());
                 info!(
                     target: "moat::audit",
                     client_id = %escape(&id.client_id),
-                    kind = ?ban.kind,
+                    kind = ban.kind.as_str(),
                     reason = %escape(&ban.reason),
                     "banned identity refused"
                 );
@@ -95,10 +98,11 @@ impl Filter for BanFilter {
             .or_else(|| bans.check_client(&id.client_id, id.username.as_deref(), now));
         match hit {
             Some(ban) => {
+                self.metrics.ops.ban_hit(ban.kind.as_str());
                 info!(
                     target: "moat::audit",
                     client_id = %escape(&id.client_id),
-                    kind = ?ban.kind,
+                    kind = ban.kind.as_str(),
                     reason = %escape(&ban.reason),
                     "live session banned, disconnecting"
                 );

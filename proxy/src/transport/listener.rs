@@ -250,6 +250,7 @@ async fn handle(
                     info.client_certs = conn.peer_certificates().map(|c| c.to_vec().into());
                     if !resumption_allowed(&state, conn, &info) {
                         ctx.metrics.tls.resumed_rejected(&info.listener);
+                        ctx.metrics.tls.handshake_failed(&info.listener, "resumed_chain_rejected");
                         ctx.metrics.connection(&info.listener, ConnResult::TlsError);
                         return;
                     }
@@ -257,10 +258,12 @@ async fn handle(
                 }
                 Ok(Err(e)) => {
                     debug!(peer = %info.peer, error = %e, "TLS handshake failed");
+                    ctx.metrics.tls.handshake_failed(&info.listener, super::tls::failure_reason(&e));
                     ctx.metrics.connection(&info.listener, ConnResult::TlsError);
                 }
                 Err(_) => {
                     debug!(peer = %info.peer, "TLS handshake timed out");
+                    ctx.metrics.tls.handshake_failed(&info.listener, "timeout");
                     ctx.metrics.connection(&info.listener, ConnResult::Timeout);
                 }
             }

@@ -147,7 +147,7 @@ impl Overload {
 }
 
 /// The process's resident set size in bytes, from `VmRSS` in `/proc/self/status`.
-fn resident_bytes() -> Option<u64> {
+pub fn resident_bytes() -> Option<u64> {
     // The file is a few KiB; bounded anyway.
     let text = crate::util::read_bounded(std::path::Path::new("/proc/self/status"), 64 * 1024).ok()?;
     parse_vm_rss(&text)

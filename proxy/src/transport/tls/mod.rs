@@ -142,3 +142,26 @@ pub fn build(settings: &Settings, m: &Material) -> Result<Built, TlsSetupError> 
 pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsSetupError> {
     Ok(build(&Settings::of(cfg), &Material::from_config(cfg))?.config)
 }
+
+/// Why a handshake failed, as a fixed low-cardinality label (`moat_tls_handshake_failures_total`).
+pub fn failure_reason(e: &std::io::Error) -> &'static str {
+    use rustls::{CertificateError, Error};
+    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) else {
+        return if e.kind() == std::io::ErrorKind::UnexpectedEof { "eof" } else { "io" };
+    };
+    match tls {
+        Error::NoCertificatesPresented => "no_client_certificate",
+        Error::InvalidCertificate(CertificateError::Revoked) => "certificate_revoked",
+        Error::InvalidCertificate(CertificateError::Expired | CertificateError::NotValidYet) => {
+            "certificate_expired"
+        }
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => "unknown_ca",
+        Error::InvalidCertificate(_) => "bad_certificate",
+        Error::PeerIncompatible(_) => "incompatible",
+        Error::AlertReceived(_) => "alert_received",
+        Error::InappropriateMessage { .. }
+        | Error::InappropriateHandshakeMessage { .. }
+        | Error::InvalidMessage(_) => "protocol",
+        _ => "other",
+    }
+}
