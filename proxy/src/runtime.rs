@@ -297,6 +297,7 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     check("timeouts", format!("{:?}", old.timeouts) != format!("{:?}", new.timeouts));
     check("limits", format!("{:?}", old.limits) != format!("{:?}", new.limits));
     check("admin.bind", old.admin.bind != new.admin.bind);
+    check("admin.tls", old.admin.tls != new.admin.tls);
     check("log_format", old.log_format != new.log_format);
     check("flapping", format!("{:?}", old.flapping) != format!("{:?}", new.flapping));
     check("overload", old.overload != new.overload);
