@@ -239,6 +239,7 @@ impl Relay {
         // been relayed: nothing moat answers may reach the client before its CONNACK.
         let mut close = None;
         let mut awaiting_connack = true;
+        let mut policy_watch = true;
 
         while close.is_none() {
             if awaiting_connack && self.connack_seen {
@@ -350,11 +351,16 @@ impl Relay {
                     self.count_answer(PacketType::Connack, q.to_client.len() - before);
                     close = Some(None);
                 }
-                changed = self.policy_changes.changed() => {
-                    if changed.is_ok() {
-                        if let Some(reason) = self.recheck() {
-                            close = Some((!awaiting_connack).then_some(reason));
+                changed = self.policy_changes.changed(), if policy_watch => {
+                    match changed {
+                        Ok(()) => {
+                            if let Some(reason) = self.recheck() {
+                                close = Some((!awaiting_connack).then_some(reason));
+                            }
                         }
+                        // The sender lives as long as the process's policy; if it were ever gone,
+                        // a closed channel must not make this branch fire forever.
+                        Err(_) => policy_watch = false,
                     }
                 }
                 reason = registration.kick.kicked() => {
