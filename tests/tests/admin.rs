@@ -303,4 +303,18 @@ async fn the_admin_api_can_be_served_over_https_only() {
     // Plain HTTP on the TLS port gets no answer.
     let plain = request(env.moat.admin_port, "GET", "/healthz", None, None).await;
     assert!(plain.map_or(true, |r| r.status != 200), "plain HTTP was served on the TLS admin port");
+    // moat ctl over https, verified against the CA; without --cacert it refuses to run.
+    let token = dir.write("reader.token", READER);
+    let url = format!("https://localhost:{}", env.moat.admin_port);
+    let run = |extra: Vec<std::ffi::OsString>| {
+        let mut cmd = tokio::process::Command::new(moat_e2e::moat_bin());
+        cmd.arg("ctl").arg("--url").arg(&url).arg("--token-file").arg(&token).args(extra).arg("status");
+        moat_e2e::procs::run_with_timeout(cmd, Duration::from_secs(20))
+    };
+    let out = run(vec!["--cacert".into(), env.pki.ca_cert().into()]).await.expect("ctl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("policy_generation"));
+    let out = run(vec![]).await.expect("ctl");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cacert"));
 }

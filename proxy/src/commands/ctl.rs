@@ -2,6 +2,7 @@
 //! (`--token-file`) or the `MOAT_ADMIN_TOKEN` environment variable, never from an argument
 //! (arguments are visible to every user through `ps`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,8 +19,36 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Path-segment encoding: everything but unreserved characters.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
+/// rustls client config trusting `cacert` (PEM) and the server name from `addr` (host part).
+fn client_tls(
+    addr: &str,
+    cacert: Option<&std::path::Path>,
+) -> Result<(Arc<rustls::ClientConfig>, rustls_pki_types::ServerName<'static>), CtlError> {
+    use rustls_pki_types::pem::PemObject;
+    let path = cacert.ok_or_else(|| CtlError::Tls("an https:// URL needs --cacert FILE".into()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|_| CtlError::Tls(format!("cannot read certificates from {}", path.display())))?;
+    for c in certs {
+        roots.add(c).map_err(|e| CtlError::Tls(format!("{}: {e}", path.display())))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CtlError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| CtlError::BadUrl(addr.to_string()))?;
+    Ok((Arc::new(config), name))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("admin URL must look like http://HOST:PORT, got `{0}`")]
     BadUrl(String),
     #[error("cannot reach the admin API at {addr}: {source}")]
@@ -36,6 +65,8 @@ pub struct Ctl {
     /// `host:port`.
     addr: String,
     token: Option<String>,
+    /// Set for `https://` URLs: the server is verified against these roots.
+    tls: Option<(Arc<rustls::ClientConfig>, rustls_pki_types::ServerName<'static>)>,
 }
 
 /// A response: status and body (JSON from the API).
@@ -49,13 +80,21 @@ pub fn encode_segment(s: &str) -> String {
 }
 
 impl Ctl {
-    pub fn new(url: &str, token_file: Option<&std::path::Path>) -> Result<Self, CtlError> {
-        let addr = url
-            .strip_prefix("http://")
-            .map(|a| a.trim_end_matches('/'))
+    pub fn new(
+        url: &str,
+        token_file: Option<&std::path::Path>,
+        cacert: Option<&std::path::Path>,
+    ) -> Result<Self, CtlError> {
+        let (https, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(r), _) => (false, r),
+            (_, Some(r)) => (true, r),
+            _ => return Err(CtlError::BadUrl(url.to_string())),
+        };
+        let addr = Some(rest.trim_end_matches('/'))
             .filter(|a| !a.is_empty() && !a.contains('/'))
             .ok_or_else(|| CtlError::BadUrl(url.to_string()))?
             .to_string();
+        let tls = if https { Some(client_tls(&addr, cacert)?) } else { None };
         let token = match token_file {
             Some(p) => Some(
                 std::fs::read_to_string(p)
@@ -65,7 +104,7 @@ impl Ctl {
             ),
             None => std::env::var("MOAT_ADMIN_TOKEN").ok().map(|t| t.trim().to_string()),
         };
-        Ok(Self { addr, token })
+        Ok(Self { addr, token, tls })
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<String>) -> Result<Answer, CtlError> {
@@ -78,10 +117,26 @@ impl Ctl {
         let stream = tokio::net::TcpStream::connect(&self.addr)
             .await
             .map_err(|source| CtlError::Connect { addr: self.addr.clone(), source })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| CtlError::Http(e.to_string()))?;
-        tokio::spawn(conn);
+        let mut sender = match &self.tls {
+            None => {
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| CtlError::Http(e.to_string()))?;
+                tokio::spawn(conn);
+                sender
+            }
+            Some((config, name)) => {
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|source| CtlError::Connect { addr: self.addr.clone(), source })?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                    .await
+                    .map_err(|e| CtlError::Http(e.to_string()))?;
+                tokio::spawn(conn);
+                sender
+            }
+        };
         let mut req = Request::builder().method(method).uri(path).header(HOST, &self.addr);
         if let Some(t) = &self.token {
             req = req.header(AUTHORIZATION, format!("Bearer {t}"));
@@ -109,6 +164,9 @@ pub struct CtlArgs {
     /// File holding a bearer token (default: the MOAT_ADMIN_TOKEN environment variable).
     #[arg(long, global = true)]
     pub token_file: Option<std::path::PathBuf>,
+    /// PEM CA bundle verifying an `https://` admin API (`admin.tls`).
+    #[arg(long, global = true)]
+    pub cacert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -251,7 +309,7 @@ pub fn request_for(cmd: &CtlCommand) -> (Method, String, Option<String>) {
 /// Runs one command: prints the API's JSON answer (pretty) on stdout for 2xx, on stderr
 /// otherwise. Returns whether the API reported success.
 pub async fn run(args: &CtlArgs) -> Result<bool, CtlError> {
-    let ctl = Ctl::new(&args.url, args.token_file.as_deref())?;
+    let ctl = Ctl::new(&args.url, args.token_file.as_deref(), args.cacert.as_deref())?;
     let (method, path, body) = request_for(&args.command);
     let answer = ctl.call(method, &path, body).await?;
     let pretty = serde_json::from_str::<serde_json::Value>(&answer.body)
