@@ -408,3 +408,61 @@ async fn rediss_with_a_private_ca_shares_bans_over_tls() {
     let took = expect_kicked(&mut on_b, "session on replica B over rediss").await;
     assert!(took < PROPAGATION, "took {took:?}");
 }
+
+/// Password guessing spread over replicas and addresses: failed authentications are counted per
+/// username and per address across the fleet, so neither rotating replicas nor rotating source
+/// addresses escapes `flapping.auth_failure_max_count`.
+#[tokio::test]
+async fn authentication_failures_are_counted_across_replicas() {
+    use moat_e2e::policy::{connect_with, password_yaml, BCRYPT_HASH, BCRYPT_PASSWORD};
+    let redis = Redis::start().await;
+    let dir = PolicyDir::new();
+    let prefix = unique("authfail");
+    let users = dir.write("users.yaml", &password_yaml(&[("alice", BCRYPT_HASH), ("bob", BCRYPT_HASH)]));
+    let flapping =
+        "flapping:\n  max_count: 100\n  window: 60s\n  ban_time: 60s\n  auth_failure_max_count: 3\n";
+    let mut opts = replica(&dir, &redis, &prefix, "", flapping);
+    let chain = format!(
+        "authentication:\n  - name: users\n    type: password_file\n    path: \"{}\"\n",
+        users.display()
+    );
+    opts.policy_yaml = opts.policy_yaml.map(|y| y.replace(ANONYMOUS_AUTH, &chain));
+    let env = Env::start_with(opts.clone()).await;
+    let b = another(&env, opts).await;
+    let attempt = |port: u16, source: [u8; 4], user: &'static str, password: &'static [u8]| {
+        let tls = env.tls();
+        async move {
+            let mut c = RawClient::connect_from(port, tls, source.into()).await.ok()?;
+            c.send(&connect_with(Version::V5, &unique("guess"), Some(user), Some(password))).await.ok()?;
+            c.expect_packet(packets::CONNACK, Duration::from_secs(20)).await.ok()?.connack_code()
+        }
+    };
+    // Three wrong passwords for alice from three addresses on two replicas: no replica and no
+    // address alone reaches 3, the fleet does.
+    for (port, source) in
+        [(env.moat.port, [127, 0, 0, 11]), (b.port, [127, 0, 0, 12]), (env.moat.port, [127, 0, 0, 13])]
+    {
+        assert_eq!(attempt(port, source, "alice", b"wrong").await, Some(0x86));
+    }
+    assert!(
+        eventually(WAIT, || async {
+            attempt(b.port, [127, 0, 0, 14], "alice", BCRYPT_PASSWORD.as_bytes()).await == Some(0x8A)
+        })
+        .await,
+        "alice is not banned on replica B after three fleet-wide failures"
+    );
+    assert_eq!(attempt(env.moat.port, [127, 0, 0, 14], "bob", BCRYPT_PASSWORD.as_bytes()).await, Some(0x00));
+    // One address guessing different users over both replicas gets the address banned everywhere.
+    for (port, user) in [(env.moat.port, "bob"), (b.port, "carol"), (env.moat.port, "dave")] {
+        assert_eq!(attempt(port, [127, 0, 0, 20], user, b"wrong").await, Some(0x86));
+    }
+    assert!(
+        eventually(WAIT, || async {
+            RawClient::connect_from(b.port, env.tls(), [127, 0, 0, 20].into()).await.is_err()
+        })
+        .await,
+        "the guessing address still completes TLS on replica B"
+    );
+    let listed = call(b.admin_port, "GET", "/api/v1/bans", None).await;
+    assert!(listed.body.contains("authentication failures"), "{}", listed.body);
+}

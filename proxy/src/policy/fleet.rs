@@ -16,6 +16,12 @@ pub trait FleetChecks: Send + Sync + 'static {
     /// fleet-wide flapping thresholds. `Err` refuses the connection.
     fn on_connect(&self, ip: IpAddr, client_id: &str) -> BoxFuture<Result<(), Deny>>;
 
+    /// Authentication refused a CONNECT for bad credentials: counted across the fleet per
+    /// address and username (`flapping.auth_failure_max_count`).
+    fn on_auth_failure(&self, _ip: IpAddr, _username: Option<&str>) -> BoxFuture<()> {
+        Box::pin(async {})
+    }
+
     /// An authenticated client: takes a fleet-wide connection slot for its client id and
     /// username (when caps are configured). The guard gives the slot back.
     fn claim(

@@ -200,6 +200,9 @@ where
             // (backend down) must not get its users banned.
             if matches!(reason, ReasonCode::BadUserNameOrPassword | ReasonCode::NotAuthorized) {
                 policy.chain.on_auth_failure(peer, &connect);
+                if let Some(fleet) = &ctx.fleet {
+                    fleet.on_auth_failure(peer.peer.ip().to_canonical(), connect.username).await;
+                }
             }
             refuse(&mut client, version, reason).await;
             return Err(ConnResult::Denied);

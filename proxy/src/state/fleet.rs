@@ -152,22 +152,51 @@ impl Inner {
         if crossed.is_empty() {
             return Ok(());
         }
+        self.share_bans(crossed, f.ban_time, "flapping").await;
+        Err(Deny { reason: ReasonCode::Banned, label: "flapping", disconnect: false })
+    }
+
+    /// Failed authentications (bad credentials) counted per address and per username across the
+    /// fleet; past `flapping.auth_failure_max_count` both become fleet bans for `ban_time`. Redis
+    /// being down leaves only the local counters (nothing to refuse here: the CONNECT already is).
+    async fn auth_failure(&self, ip: IpAddr, username: Option<String>) {
+        let Some(f) = self.flapping else {
+            return;
+        };
+        let Some(max) = f.auth_failure_max_count else {
+            return;
+        };
+        let mut crossed = Vec::new();
+        let key = self.state.key(&format!("flap:authip:{ip}"));
+        if let Ok(true) = self.count(key, f.window, max).await {
+            crossed.push((BanKind::IpAddress, ip.to_string()));
+        }
+        if let Some(user) = username {
+            let key = self.state.key(&format!("flap:authuser:{}", digest(&user)));
+            if let Ok(true) = self.count(key, f.window, max).await {
+                crossed.push((BanKind::Username, user));
+            }
+        }
+        self.share_bans(crossed, f.ban_time, "authentication failures").await;
+    }
+
+    /// Adds fleet bans (they reach every replica through the shared ban list).
+    async fn share_bans(&self, crossed: Vec<(BanKind, String)>, ban_time: Duration, reason: &str) {
         let now = unix_now();
         for (kind, who) in crossed {
-            info!(target: "moat::audit", kind = kind.as_str(), who = %escape(&who), "flapping across the fleet: banned");
+            info!(target: "moat::audit", kind = kind.as_str(), who = %escape(&who), reason, "banned across the fleet");
             let ban = Ban {
                 kind,
                 who,
-                reason: "flapping".to_string(),
+                reason: reason.to_string(),
                 by: "flapping".to_string(),
                 created_at: now,
-                expires_at: Some(now.saturating_add(f.ban_time.as_secs().max(1))),
+                expires_at: Some(now.saturating_add(ban_time.as_secs().max(1))),
             };
             if let Err(e) = self.bans.add_any(ban).await {
                 warn!(error = %e, "could not share a flapping ban");
             }
         }
-        Err(Deny { reason: ReasonCode::Banned, label: "flapping", disconnect: false })
     }
 
     async fn take(&self, key: String, cap: u32) -> redis::RedisResult<Option<(String, String)>> {
@@ -283,6 +312,12 @@ impl FleetChecks for RedisFleet {
         let this = self.0.clone();
         let client_id = client_id.to_string();
         Box::pin(async move { this.flapping(ip, client_id).await })
+    }
+
+    fn on_auth_failure(&self, ip: IpAddr, username: Option<&str>) -> BoxFuture<()> {
+        let this = self.0.clone();
+        let username = username.map(str::to_string);
+        Box::pin(async move { this.auth_failure(ip, username).await })
     }
 
     fn claim(
