@@ -125,6 +125,4 @@ fn first_line(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod authn_tests;
-#[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! Config of `type: jwt` and `type: http`: every key's error names file, line and key.
 
-use super::*;
+use super::super::*;
 
 const LISTENER: &str = "listeners:\n  - name: x\n    bind: \"127.0.0.1:1884\"\n    plaintext: true\n";
 /// Line of the first key after `type:` in [`auth`] (listener: 4 lines, `authentication:`, name, type).
