@@ -40,23 +40,28 @@ pub async fn request(
         s.write_all(body.as_bytes()).await?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no header end in {text:?}"))?;
-        let status_line = head.lines().next().unwrap_or_default();
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            dechunk(body)?
-        } else {
-            body.to_string()
-        };
-        Ok(Response { status, headers: head.to_string(), body })
+        parse_response(&raw)
     })
     .await
     .map_err(|_| anyhow!("{method} {path} timed out"))?
+}
+
+/// Status, headers and (de-chunked) body of a whole HTTP/1.x response.
+fn parse_response(raw: &[u8]) -> Result<Response> {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no header end in {text:?}"))?;
+    let status_line = head.lines().next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
+    Ok(Response { status, headers: head.to_string(), body })
 }
 
 fn dechunk(mut s: &str) -> Result<String> {
@@ -128,19 +133,7 @@ pub async fn request_tls(
         let mut raw = Vec::new();
         // A peer that closes without close_notify is fine here: the body is complete.
         let _ = s.read_to_end(&mut raw).await;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no header end in {text:?}"))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("bad status line in {head:?}"))?;
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            dechunk(body)?
-        } else {
-            body.to_string()
-        };
-        Ok(Response { status, headers: head.to_string(), body })
+        parse_response(&raw)
     })
     .await
     .map_err(|_| anyhow!("{method} {path} over TLS timed out"))?

@@ -50,6 +50,16 @@ pub struct Closed {
     pub error: Option<String>,
 }
 
+impl Closed {
+    /// The reason code of the DISCONNECT received before the close, if any.
+    pub fn disconnect_reason(&self) -> Option<u8> {
+        self.packets
+            .iter()
+            .find(|p| p.packet_type() == packets::DISCONNECT)
+            .and_then(|p| p.disconnect_reason())
+    }
+}
+
 /// A raw MQTT-over-TLS socket: write arbitrary bytes, read whole packets.
 pub struct RawClient {
     stream: TlsStream<TcpStream>,

@@ -113,11 +113,7 @@ async fn a_runtime_ban_kicks_live_sessions_refuses_new_ones_and_survives_restart
 
     // Both live sessions are closed at once, v5 with DISCONNECT 0x98; the bystander stays.
     let closed = v5.read_until_closed(Duration::from_secs(3)).await.expect("v5 closed");
-    let reason = closed
-        .packets
-        .iter()
-        .find(|p| p.packet_type() == packets::DISCONNECT)
-        .and_then(|p| p.disconnect_reason());
+    let reason = closed.disconnect_reason();
     assert_eq!(
         reason,
         Some(0x98),
@@ -193,11 +189,7 @@ async fn clients_are_listed_filtered_and_kicked() {
     let r = call(&env.moat, "DELETE", &format!("/api/v1/clients/{a}"), Some(ADMIN), None).await;
     assert_eq!(r.status, 204, "{}", r.body);
     let closed = ca.read_until_closed(Duration::from_secs(3)).await.expect("kicked");
-    let reason = closed
-        .packets
-        .iter()
-        .find(|p| p.packet_type() == packets::DISCONNECT)
-        .and_then(|p| p.disconnect_reason());
+    let reason = closed.disconnect_reason();
     assert_eq!(reason, Some(0x98));
     // Gone from the list once closed; kicking again is a 404.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -65,11 +65,7 @@ async fn connected(env: &Env, port: u16, version: Version, id: &str) -> RawClien
 async fn expect_kicked(c: &mut RawClient, what: &str) -> Duration {
     let start = Instant::now();
     let closed = c.read_until_closed(Duration::from_secs(5)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
-    let reason = closed
-        .packets
-        .iter()
-        .find(|p| p.packet_type() == packets::DISCONNECT)
-        .and_then(|p| p.disconnect_reason());
+    let reason = closed.disconnect_reason();
     assert_eq!(
         reason,
         Some(0x98),

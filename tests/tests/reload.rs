@@ -142,11 +142,7 @@ async fn sighup_reloads_and_a_new_file_ban_disconnects_the_live_session() {
     .expect("write bans");
     env.moat.proc.signal(libc::SIGHUP);
     let closed = c.read_until_closed(Duration::from_secs(5)).await.expect("closed");
-    let reason = closed
-        .packets
-        .iter()
-        .find(|p| p.packet_type() == packets::DISCONNECT)
-        .and_then(|p| p.disconnect_reason());
+    let reason = closed.disconnect_reason();
     assert_eq!(reason, Some(0x98), "{:?}", closed.packets.iter().map(|p| p.describe()).collect::<Vec<_>>());
     assert!(generation(&env).await > before);
     other.send(&packets::pingreq()).await.expect("ping");

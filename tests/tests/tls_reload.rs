@@ -366,11 +366,7 @@ async fn revoking_a_connected_client_closes_its_live_session() {
             revoked.expect_packet(packets::PINGRESP, Duration::from_secs(5)).await.expect("kept");
         } else {
             let closed = revoked.read_until_closed(Duration::from_secs(5)).await.expect("closed");
-            let reason = closed
-                .packets
-                .iter()
-                .find(|p| p.packet_type() == packets::DISCONNECT)
-                .and_then(|p| p.disconnect_reason());
+            let reason = closed.disconnect_reason();
             assert_eq!(
                 reason,
                 Some(0x87),
