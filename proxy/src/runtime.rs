@@ -200,13 +200,13 @@ impl Runtime {
         };
         let now = unix_now();
         let mut counts = [0i64; BanKind::ALL.len()];
-        for (ban, _) in bans.list() {
-            if ban.is_active(now) {
-                if let Some(i) = BanKind::ALL.iter().position(|k| *k == ban.kind) {
-                    if let Some(c) = counts.get_mut(i) {
-                        *c += 1;
-                    }
-                }
+        // Counted over the indexed set in force (no copy of the list, which can hold a million
+        // bans; a ban in both the file and the store counts once, as it applies once).
+        let set = bans.current();
+        for ban in set.iter().filter(|b| b.is_active(now)) {
+            if let Some(c) = BanKind::ALL.iter().position(|k| *k == ban.kind).and_then(|i| counts.get_mut(i))
+            {
+                *c += 1;
             }
         }
         for (kind, n) in BanKind::ALL.iter().zip(counts) {
