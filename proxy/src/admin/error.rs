@@ -83,7 +83,7 @@ impl Paging {
 /// One page of `items` with EMQX's `meta` block.
 pub fn page<T: serde::Serialize>(items: Vec<T>, page: usize, limit: usize) -> serde_json::Value {
     let count = items.len();
-    let start = (page - 1).saturating_mul(limit);
+    let start = page.saturating_sub(1).saturating_mul(limit);
     let data: Vec<T> = items.into_iter().skip(start).take(limit).collect();
     let hasnext = start.saturating_add(limit) < count;
     json!({ "data": data, "meta": { "page": page, "limit": limit, "count": count, "hasnext": hasnext } })
