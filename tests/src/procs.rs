@@ -233,6 +233,8 @@ pub struct MoatOptions {
     /// `upstream.address`; set by [`crate::Env`] to the tap.
     pub upstream: String,
     pub upstream_connect_timeout: Option<String>,
+    /// Raw YAML lines added inside the `upstream:` block (indent them by 2 spaces).
+    pub upstream_extra: Option<String>,
     /// `timeouts.connect`
     pub connect_timeout: Option<String>,
     pub tls_handshake_timeout: Option<String>,
@@ -269,6 +271,7 @@ impl Default for MoatOptions {
             client_auth: ClientAuth::None,
             upstream: "127.0.0.1:1883".into(),
             upstream_connect_timeout: Some("2s".into()),
+            upstream_extra: None,
             connect_timeout: None,
             tls_handshake_timeout: None,
             shutdown_grace: Some("2s".into()),
@@ -314,6 +317,9 @@ impl MoatOptions {
         y.push_str(&format!("upstream:\n  address: \"{}\"\n", self.upstream));
         if let Some(t) = &self.upstream_connect_timeout {
             y.push_str(&format!("  connect_timeout: {t}\n"));
+        }
+        if let Some(extra) = &self.upstream_extra {
+            y.push_str(extra);
         }
         let mut timeouts = String::new();
         if let Some(t) = &self.tls_handshake_timeout {

@@ -12,6 +12,7 @@ mod rates;
 mod raw;
 mod state;
 pub mod tls;
+mod upstream;
 mod validate;
 
 use std::path::Path;

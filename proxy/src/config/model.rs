@@ -217,6 +217,26 @@ pub struct UpstreamConfig {
     /// Host and port as written (resolved at dial time so a DNS name can move).
     pub address: String,
     pub connect_timeout: Duration,
+    /// Send a PROXY protocol v2 header first, so the broker sees the client's address (and the
+    /// certificate CN in a TLV).
+    pub proxy_protocol: bool,
+    /// TLS toward the broker (`upstream.tls`), for brokers that are not on this host.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// A verified TLS connection to the broker: the client config is built once, at config time.
+#[derive(Clone)]
+pub struct UpstreamTls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// The name the broker's certificate must carry (a DNS name or an IP address).
+    pub server_name: rustls_pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    /// The name only: a changed CA bundle is a restart anyway, and key material stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls").field("server_name", &self.server_name).finish()
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -271,6 +271,25 @@ pub(crate) struct RawUpstream {
     pub address: Option<S<String>>,
     #[serde(default)]
     pub connect_timeout: Option<S<String>>,
+    #[serde(default)]
+    pub allow_insecure: Option<S<bool>>,
+    #[serde(default)]
+    pub proxy_protocol: Option<S<String>>,
+    #[serde(default)]
+    pub tls: Option<S<RawUpstreamTls>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    #[serde(default)]
+    pub ca: Option<S<String>>,
+    #[serde(default)]
+    pub server_name: Option<S<String>>,
+    #[serde(default)]
+    pub cert: Option<S<String>>,
+    #[serde(default)]
+    pub key: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

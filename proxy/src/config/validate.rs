@@ -83,19 +83,7 @@ pub(crate) fn compile(raw: RawConfig, source: &Path, issues: &mut Issues) -> Opt
         }
     }
 
-    let upstream = raw.upstream.unwrap_or(RawUpstream { address: None, connect_timeout: None });
-    let upstream = UpstreamConfig {
-        address: match upstream.address {
-            Some(a) => {
-                if !a.value.contains(':') {
-                    issues.push(a.referenced.line(), "upstream.address", "expected HOST:PORT");
-                }
-                a.value
-            }
-            None => DEFAULT_UPSTREAM.to_string(),
-        },
-        connect_timeout: duration(upstream.connect_timeout, "upstream.connect_timeout", 5, issues),
-    };
+    let upstream = super::upstream::upstream(raw.upstream, &base, issues);
 
     let t = raw.timeouts.unwrap_or(RawTimeouts { tls_handshake: None, connect: None, shutdown_grace: None });
     let timeouts = Timeouts {
@@ -428,7 +416,7 @@ fn crls(
 }
 
 /// Describes a PEM loading failure without echoing file contents (a key file's bytes are secret).
-fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
+pub(super) fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
     use rustls_pki_types::pem::Error as E;
     match e {
         E::Io(io) => io.to_string(),
@@ -437,7 +425,7 @@ fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
     }
 }
 
-fn load_certs(
+pub(super) fn load_certs(
     path: &PathBuf,
     line: u64,
     key: &str,
@@ -486,7 +474,7 @@ fn socket_addr(s: &S<String>, key: &str, issues: &mut Issues) -> Option<SocketAd
     }
 }
 
-fn duration(v: Option<S<String>>, key: &str, default_secs: u64, issues: &mut Issues) -> Duration {
+pub(super) fn duration(v: Option<S<String>>, key: &str, default_secs: u64, issues: &mut Issues) -> Duration {
     match v {
         Some(d) => match parse_duration(&d.value) {
             Ok(x) if x.is_zero() => {

@@ -34,6 +34,7 @@ pub fn dev_config_yaml(listen: SocketAddr, admin: SocketAddr, upstream: &str) ->
          \x20     client_auth: optional\n\
          upstream:\n\
          \x20 address: \"{upstream}\"\n\
+         \x20 allow_insecure: true\n\
          admin:\n\
          \x20 bind: \"{admin}\"\n\
          \x20 tokens_file: admin-tokens.yaml\n\

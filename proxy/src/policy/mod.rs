@@ -54,6 +54,11 @@ impl Verdict {
 pub struct PeerInfo {
     pub peer: SocketAddr,
     pub listener: Arc<str>,
+    /// The address the client connected to (moat's side of the socket): the destination in a
+    /// PROXY header sent to the broker.
+    pub local: SocketAddr,
+    /// The connection is TLS (or WSS).
+    pub tls: bool,
     /// The client certificate chain the TLS layer verified (leaf first), if any.
     pub client_certs: Option<Arc<[rustls_pki_types::CertificateDer<'static>]>>,
 }

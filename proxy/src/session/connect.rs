@@ -64,7 +64,7 @@ where
 /// A connection whose CONNECT was allowed and whose broker connection is open.
 struct Accepted<S> {
     client: S,
-    upstream: tokio::net::TcpStream,
+    upstream: upstream::Upstream,
     /// The CONNECT to send to the broker: the client's bytes, or a rewrite when policy needs one.
     connect: bytes::Bytes,
     /// Bytes the client pipelined after CONNECT; not yet inspected.
@@ -261,7 +261,13 @@ where
         refuse(&mut client, version, ReasonCode::ServerBusy).await;
         return Err(ConnResult::UpstreamUnavailable);
     }
-    let dialed = upstream::dial(&ctx.upstream.address, ctx.upstream.connect_timeout).await;
+    let proxied = upstream::ProxiedClient {
+        source: peer.peer,
+        destination: peer.local,
+        tls: peer.tls,
+        cert_cn: session.identity.cert_cn.as_deref(),
+    };
+    let dialed = upstream::connect(&ctx.upstream, &proxied).await;
     if let Some(overload) = &ctx.overload {
         overload.upstream_result(dialed.is_ok());
     }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
@@ -191,7 +190,7 @@ impl Relay {
     pub(crate) async fn run<S>(
         mut self,
         client: S,
-        upstream: TcpStream,
+        upstream: crate::transport::upstream::Upstream,
         connect: Bytes,
         mut cbuf: BytesMut,
         registration: Registration,

@@ -95,6 +95,10 @@ impl Listener {
         if let Some((state, fetch)) = self.tls.as_ref().and_then(|s| Some((s.clone(), s.crl_fetch()?))) {
             tokio::spawn(super::tls::crl_fetch::run(state, fetch, ctx.shutdown.clone()));
         }
+        let bind_addr = match self.socket.local_addr() {
+            Ok(a) => a,
+            Err(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
         loop {
             let accepted = tokio::select! {
                 _ = ctx.shutdown.cancelled() => break,
@@ -110,7 +114,14 @@ impl Listener {
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let info = PeerInfo { peer, listener: self.name.clone(), client_certs: None };
+            let local = tcp.local_addr().unwrap_or(bind_addr);
+            let info = PeerInfo {
+                peer,
+                listener: self.name.clone(),
+                local,
+                tls: self.tls.is_some(),
+                client_certs: None,
+            };
             // Behind a PROXY-protocol balancer the socket's peer is the balancer: check later.
             if !self.framing.proxy_protocol {
                 if let Verdict::Deny(d) = ctx.policy.load().chain.on_accept(&info) {
