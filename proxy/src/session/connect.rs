@@ -2,6 +2,8 @@
 //! filter has allowed it (traps 1 and 2). Pipelined packets stay in the read buffer and go through
 //! the relay's checks like any other.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,12 @@ pub(crate) const LAST_WORDS: Duration = Duration::from_secs(1);
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Runs one client connection to completion, under the policy in force when it connects.
+///
+/// Every connection's task lives as long as the device stays connected, so its size is memory
+/// per idle connection. An `async fn` future is as large as its largest state, and awaiting a
+/// future held by value can store it twice; so the short-lived, large parts (connect phase,
+/// authentication, dial) and the long-lived relay each get their own heap allocation, sized for
+/// what they hold, and the chain of futures above them stays a few pointers wide.
 pub async fn run<S>(client: S, peer: PeerInfo, ctx: Arc<Context>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -42,23 +50,35 @@ where
         listener = %peer.listener,
         client_id = tracing::field::Empty
     );
-    async move {
-        match connect_phase(client, &peer, &ctx, id).await {
-            Ok(accepted) => {
-                ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
-                let registration = ctx.registry.register(accepted.info);
-                // Held for the session's life: gives the fleet-wide connection slot back after.
-                let _slot = accepted.slot;
-                accepted
-                    .relay
-                    .run(accepted.client, accepted.upstream, accepted.connect, accepted.buf, registration)
-                    .await;
-            }
-            Err(result) => ctx.metrics.connection(&peer.listener, result),
-        }
-    }
-    .instrument(span)
-    .await
+    let session = Box::pin(session(client, peer, ctx, id).instrument(span));
+    session.await
+}
+
+async fn session<S>(client: S, peer: PeerInfo, ctx: Arc<Context>, id: u64)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let accepted = match Box::pin(connect_phase(client, &peer, &ctx, id)).await {
+        Ok(accepted) => accepted,
+        Err(result) => return ctx.metrics.connection(&peer.listener, result),
+    };
+    ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
+    // Held for the session's life: gives the fleet-wide connection slot back after.
+    let (relay, _slot) = start_relay(accepted, &ctx);
+    relay.await;
+}
+
+/// Registers the session and boxes its relay (see [`run`] for why a box of its own).
+fn start_relay<S>(
+    accepted: Accepted<S>,
+    ctx: &Context,
+) -> (Pin<Box<impl Future<Output = ()>>>, Option<Box<dyn crate::policy::fleet::SlotGuard>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Accepted { client, upstream, connect, buf, relay, info, slot } = accepted;
+    let registration = ctx.registry.register(info);
+    (Box::pin(relay.run(client, upstream, connect, buf, registration)), slot)
 }
 
 /// A connection whose CONNECT was allowed and whose broker connection is open.

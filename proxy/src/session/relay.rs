@@ -401,7 +401,8 @@ impl Relay {
         // Closing a socket with unread data resets it, and a reset makes the peer discard what it
         // has received but not yet read (a burst of QoS 1 PUBLISHes before DISCONNECT, whose
         // PUBACKs are still arriving). Read both sides to their end, briefly, before closing.
-        tokio::join!(drain_to_eof(&mut up_r), drain_to_eof(&mut client_r));
+        // Boxed: the two 1 KiB sinks exist only while closing, not for the session's life.
+        Box::pin(async { tokio::join!(drain_to_eof(&mut up_r), drain_to_eof(&mut client_r)) }).await;
     }
 
     /// Handles every complete frame in the client buffer. Returns `Some` to close the connection.

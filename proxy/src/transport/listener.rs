@@ -250,7 +250,11 @@ async fn handle(
         None => serve_stream(tcp, info, framing, ctx).await,
         Some(state) => {
             // The config in force now; a reload during this handshake does not affect it.
-            let handshake = tokio::time::timeout(ctx.timeouts.tls_handshake, state.acceptor().accept(tcp));
+            // Boxed: the handshake's state is large and short-lived, and the TLS stream it
+            // yields moves into the heap once instead of being carried by value through every
+            // layer of futures above the relay (see `session::run`).
+            let accept = tokio::time::timeout(ctx.timeouts.tls_handshake, state.acceptor().accept(tcp));
+            let handshake = Box::pin(async move { accept.await.map(|r| r.map(Box::new)) });
             let stream = tokio::select! {
                 r = handshake => r,
                 _ = ctx.shutdown.cancelled() => return,
@@ -312,12 +316,14 @@ where
     };
     // The upgrade shares the handshake deadline: a peer that never finishes its HTTP request
     // cannot hold the slot.
-    let upgrade = tokio::time::timeout(
+    let upgrade = Box::pin(tokio::time::timeout(
         ctx.timeouts.tls_handshake,
         super::ws::accept(stream, &path, ctx.limits.max_packet_size),
-    );
+    ));
     match upgrade.await {
-        Ok(Ok(ws)) => session::run(ws, info, ctx).await,
+        // Boxed: a WebSocket stream is larger than a TLS one; plain MQTT connections should
+        // not carry its size.
+        Ok(Ok(ws)) => Box::pin(session::run(ws, info, ctx)).await,
         Ok(Err(e)) => {
             debug!(peer = %info.peer, error = %e, "WebSocket upgrade failed");
             ctx.metrics.connection(&info.listener, ConnResult::ProtocolError);
