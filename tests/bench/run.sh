@@ -178,7 +178,7 @@ fi
     echo "- Broker: $(mosquitto -h 2>/dev/null | head -n1 | sed 's/^mosquitto //') on 127.0.0.1:$BROKER_PORT"
     [ "$WITH_HAPROXY" = 1 ] && echo "- HAProxy: $(haproxy -v | head -n1 | cut -d' ' -f1-3), $(haproxy -vv 2>/dev/null | grep -m1 'Running on OpenSSL' | sed 's/^ *//'), default threads (one per CPU)"
     [ "$WITH_MOAT" = 1 ] && echo "- moat: ${MOAT#$ROOT/}, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '(no commit)'), RUST_LOG=${MOAT_BENCH_RUST_LOG:-warn}"
-    echo "- Client: moat-bench (own MQTT 3.1.1 client on tokio + rustls/aws-lc-rs), same machine; TLS 1.3, no resumption, ECDSA P-256 server cert"
+    echo "- Client: moat-bench (own MQTT 3.1.1 client on tokio + rustls/aws-lc-rs), same machine; TLS 1.3, no resumption except in the resumed-handshake row, ECDSA P-256 server cert"
 } > "$WORK/preamble.md"
 
 OUT=${OUT:-$WORK/report.md}

@@ -103,8 +103,8 @@ struct RunArgs {
     /// Clock ticks per second of /proc/PID/stat (getconf CLK_TCK).
     #[arg(long, default_value_t = 100)]
     clk_tck: u64,
-    /// Comma-separated subset of: idle,handshake,throughput,latency.
-    #[arg(long, value_delimiter = ',', default_value = "idle,handshake,throughput,latency")]
+    /// Comma-separated subset of: idle,handshake,resumed,throughput,latency.
+    #[arg(long, value_delimiter = ',', default_value = "idle,handshake,resumed,throughput,latency")]
     workloads: Vec<String>,
     /// Also write the markdown report here.
     #[arg(long)]
@@ -279,32 +279,60 @@ async fn run(a: RunArgs) -> Result<()> {
         }
     };
 
-    if wl("handshake") {
-        let mut h = row("Full handshakes/s (TCP + TLS + CONNECT/CONNACK + close; (a): no TLS)", Kind::Rate);
-        let mut c = row("CPU µs per handshake (measured process)", Kind::Cost);
+    for (workload, resumed) in [("handshake", false), ("resumed", true)] {
+        if !wl(workload) {
+            continue;
+        }
+        let (title, cost) = if resumed {
+            (
+                "Resumed handshakes/s (as above, TLS session resumed; (a): no TLS)",
+                "CPU µs per resumed handshake",
+            )
+        } else {
+            (
+                "Full handshakes/s (TCP + TLS + CONNECT/CONNACK + close; (a): no TLS)",
+                "CPU µs per handshake (measured process)",
+            )
+        };
+        let mut h = row(title, Kind::Rate);
+        let mut c = row(cost, Kind::Cost);
+        if resumed {
+            for t in targets.iter().filter(|t| t.tls.is_some()) {
+                match net::probe_resumption(t, cfg.io_timeout).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        rep.notes.push(format!("resumed handshakes ({}): the server did not resume", t.label))
+                    }
+                    Err(e) => {
+                        rep.notes.push(format!("resumed handshakes ({}): probe failed: {e:#}", t.label))
+                    }
+                }
+            }
+        }
         for round in 0..rounds {
             for t in &targets {
                 eprintln!(
-                    "[{:>5.1}s] handshakes: {}{}",
+                    "[{:>5.1}s] {}: {}{}",
                     started.elapsed().as_secs_f64(),
+                    workload,
                     t.label,
                     round_tag(round)
                 );
                 let i = idx(t);
-                match bounded(duration + warmup + slack, work::handshakes(t, &cfg)).await {
+                match bounded(duration + warmup + slack, work::handshakes(t, &cfg, resumed)).await {
                     Ok(r) => {
                         eprintln!("         {:.0}/s ({} ok, {} errors)", r.per_s, r.ok, r.errors);
                         h.vals[i].push(Some(r.per_s));
                         c.vals[i].push(r.cpu_us_per_hs);
                         if r.no_close > 0 {
                             rep.notes.push(format!(
-                                "handshakes ({}): after {} of {} DISCONNECTs the server had not closed the connection within 500 ms",
+                                "{workload} ({}): after {} of {} DISCONNECTs the server had not closed the connection within 500 ms",
                                 t.label, r.no_close, r.ok
                             ));
                         }
                         if r.errors > 0 {
                             rep.notes.push(format!(
-                                "handshakes ({}): {} errors besides {} successes; last: {}",
+                                "{workload} ({}): {} errors besides {} successes; last: {}",
                                 t.label,
                                 r.errors,
                                 r.ok,

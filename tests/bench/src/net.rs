@@ -24,6 +24,9 @@ pub type Stream = Box<dyn Io>;
 #[derive(Clone)]
 pub struct Tls {
     pub connector: TlsConnector,
+    /// The same client, but keeping sessions (rustls' in-memory cache, TLS 1.3 tickets and 1.2
+    /// session ids): every handshake after a target's first one resumes.
+    pub resuming: TlsConnector,
     pub server_name: ServerName<'static>,
 }
 
@@ -53,14 +56,19 @@ pub fn client_tls(ca: &Path, server_name: &str, kx: &str) -> Result<Tls> {
         "default" => {}
         other => bail!("unknown --kx {other:?} (x25519 | default)"),
     }
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+    let resuming = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    let mut cfg = resuming.clone();
     cfg.resumption = Resumption::disabled();
     let server_name =
         ServerName::try_from(server_name.to_string()).map_err(|e| anyhow!("server name: {e}"))?;
-    Ok(Tls { connector: TlsConnector::from(Arc::new(cfg)), server_name })
+    Ok(Tls {
+        connector: TlsConnector::from(Arc::new(cfg)),
+        resuming: TlsConnector::from(Arc::new(resuming)),
+        server_name,
+    })
 }
 
 /// TCP connect (+ TLS handshake), all within `to`.
@@ -80,6 +88,27 @@ pub async fn dial(t: &Target, to: Duration) -> Result<Stream> {
             Ok(Box::new(s))
         }
     }
+}
+
+/// Two handshakes with the resuming client: whether the second one resumed (the server keeps
+/// sessions or issues tickets).
+pub async fn probe_resumption(t: &Target, to: Duration) -> Result<bool> {
+    let tls = t.tls.as_ref().ok_or_else(|| anyhow!("not a TLS target"))?;
+    let mut kind = None;
+    for _ in 0..2 {
+        let tcp =
+            timeout(to, TcpStream::connect(t.addr)).await.map_err(|_| anyhow!("connect timed out"))??;
+        let mut s = timeout(to, tls.resuming.connect(tls.server_name.clone(), tcp))
+            .await
+            .map_err(|_| anyhow!("TLS handshake timed out"))??;
+        kind = s.get_ref().1.handshake_kind();
+        // TLS 1.3 tickets arrive after the handshake: read until the server has sent them (a
+        // short wait; the server sends nothing else before CONNECT).
+        let mut byte = [0u8; 1];
+        let _ = timeout(Duration::from_millis(200), tokio::io::AsyncReadExt::read(&mut s, &mut byte)).await;
+        let _ = s.shutdown().await;
+    }
+    Ok(kind == Some(rustls::HandshakeKind::Resumed))
 }
 
 /// TLS parameters a fresh connection to `t` negotiates, e.g. "TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519".

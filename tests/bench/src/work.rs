@@ -542,7 +542,16 @@ async fn one_handshake(t: &Target, client_id: &str, to: Duration) -> Result<bool
     Ok(closed)
 }
 
-pub async fn handshakes(t: &Target, cfg: &Cfg) -> Result<HsOut> {
+/// Handshake loops; `resumed`: with the resuming TLS client, so every handshake but each
+/// loop's first resumes a session.
+pub async fn handshakes(t: &Target, cfg: &Cfg, resumed: bool) -> Result<HsOut> {
+    let mut t = t.clone();
+    if resumed {
+        if let Some(tls) = t.tls.as_mut() {
+            tls.connector = tls.resuming.clone();
+        }
+    }
+    let t = &t;
     let to = cfg.io_timeout;
     let t0 = Instant::now();
     let measure_from = t0 + cfg.warmup;
