@@ -31,7 +31,7 @@ fn write_index(dir: &Path, entries: &[(u64, bool)]) -> PathBuf {
             hex.insert(0, '0');
         }
         let (flag, rev) = if revoked { ("R", "200601000000Z") } else { ("V", "") };
-        text.push_str(&format!("{flag}\t301231235959Z\t{rev}\t{hex}\tunknown\t/CN=test\n"));
+        text.push_str(&format!("{flag}\t301231235959Z\t{rev}\t{hex}\tunknown\t/CN=test-{hex}\n"));
     }
     let path = dir.join("index.txt");
     std::fs::write(&path, text).expect("write index");
@@ -219,6 +219,41 @@ async fn staple_is_served_and_the_last_good_one_survives_a_responder_outage() {
 }
 
 #[tokio::test]
+async fn a_rotated_certificate_gets_its_own_staple() {
+    let pki = Pki::new();
+    let (port, listener) = Responder::bind().await;
+    let first = pki.ocsp_cert("server-first", true, &Responder::url(port));
+    let second = pki.ocsp_cert("server-second", true, &Responder::url(port));
+    let _responder =
+        Responder::run(&pki, listener, &[(first.serial, false), (second.serial, false)], true).await;
+    let broker = Mosquitto::start().await;
+    let moat = Moat::start(&pki, &MoatOptions { upstream: broker.addr(), ..stapling(&first, "") }).await;
+    wait_metric(&moat, "moat_tls_ocsp_staple_next_update_timestamp_seconds", "mqtts", 0.0).await;
+    let serial = |s: u64| format!("Serial Number: {:04X}", s);
+    let out = s_client(moat.port, &pki).await;
+    assert!(stapled(&out) && out.contains(&serial(first.serial)), "{out}");
+
+    // Rotation: the new certificate and key replace the files (atomic renames).
+    let reloads = metric(&moat, "moat_tls_reloads_total", "result=\"success\"").await.unwrap_or(0.0);
+    for (from, to) in [(&second.key, &first.key), (&second.cert, &first.cert)] {
+        let tmp = to.with_extension("tmp");
+        std::fs::copy(from, &tmp).expect("copy");
+        std::fs::rename(&tmp, to).expect("rename");
+    }
+    wait_metric(&moat, "moat_tls_reloads_total", "result=\"success\"", reloads).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = s_client(moat.port, &pki).await;
+        if stapled(&out) && out.contains(&serial(second.serial)) {
+            break;
+        }
+        assert!(!out.contains(&serial(first.serial)), "old staple sent with the new certificate:\n{out}");
+        assert!(Instant::now() < deadline, "new certificate never stapled:\n{out}\n{}", moat.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_revoked_server_certificate_is_never_stapled() {
     let pki = Pki::new();
     let (port, listener) = Responder::bind().await;
@@ -310,18 +345,30 @@ async fn client_certificates_are_checked_and_answers_cached() {
     }
     assert_eq!(responder.hits(), 1, "cached answer not used");
     let warm_avg = warm.iter().sum::<Duration>() / 10;
+    // The same connection to a listener without client_ocsp, for the added latency.
+    let plain = Moat::start(
+        &pki,
+        &MoatOptions { client_auth: ClientAuth::Required, upstream: tap.addr(), ..Default::default() },
+    )
+    .await;
+    let mut base = Vec::new();
+    for _ in 0..10 {
+        base.push(admitted(plain.port, &pki, &good).await.expect("plain listener refused"));
+    }
+    let base_avg = base.iter().sum::<Duration>() / 10;
     eprintln!(
-        "client OCSP connect-to-CONNACK: cold {:?}, warm (cached) avg {warm_avg:?}",
+        "client OCSP connect-to-CONNACK: cold {:?}, warm (cached) avg {warm_avg:?}, without client_ocsp avg {base_avg:?}",
         cold.unwrap_or_default()
     );
+    drop(plain);
 
     // Revoked: the connection is closed before MQTT; nothing reaches the broker.
     assert!(admitted(moat.port, &pki, &revoked).await.is_none(), "revoked client admitted");
     assert_eq!(responder.hits(), 2);
-    assert_eq!(tap.connections().len(), 11, "revoked client reached the broker: {:?}", tap.summary());
+    assert_eq!(tap.connections().len(), 21, "revoked client reached the broker: {:?}", tap.summary());
     assert!(admitted(moat.port, &pki, &revoked).await.is_none(), "revoked client admitted (cached)");
     assert_eq!(responder.hits(), 2, "revoked answer not cached");
-    assert_eq!(tap.connections().len(), 11);
+    assert_eq!(tap.connections().len(), 21);
     wait_metric(&moat, "moat_tls_client_ocsp_checks_total", "result=\"revoked\",cache=\"hit\"", 0.0).await;
     assert!(
         metric(&moat, "moat_tls_client_ocsp_checks_total", "result=\"good\",cache=\"hit\"").await
