@@ -224,23 +224,35 @@ async fn a_rotated_certificate_gets_its_own_staple() {
     let (port, listener) = Responder::bind().await;
     let first = pki.ocsp_cert("server-first", true, &Responder::url(port));
     let second = pki.ocsp_cert("server-second", true, &Responder::url(port));
-    let _responder =
-        Responder::run(&pki, listener, &[(first.serial, false), (second.serial, false)], true).await;
+    // The responder knows only the first certificate for now.
+    let _responder = Responder::run(&pki, listener, &[(first.serial, false)], true).await;
     let broker = Mosquitto::start().await;
     let moat = Moat::start(&pki, &MoatOptions { upstream: broker.addr(), ..stapling(&first, "") }).await;
     wait_metric(&moat, "moat_tls_ocsp_staple_next_update_timestamp_seconds", "mqtts", 0.0).await;
-    let serial = |s: u64| format!("Serial Number: {:04X}", s);
+    let serial = |s: u64| format!("Serial Number: {s:04X}");
     let out = s_client(moat.port, &pki).await;
     assert!(stapled(&out) && out.contains(&serial(first.serial)), "{out}");
 
     // Rotation: the new certificate and key replace the files (atomic renames).
     let reloads = metric(&moat, "moat_tls_reloads_total", "result=\"success\"").await.unwrap_or(0.0);
+    let unknown =
+        metric(&moat, "moat_tls_ocsp_fetch_failures_total", "reason=\"unknown\"").await.unwrap_or(0.0);
     for (from, to) in [(&second.key, &first.key), (&second.cert, &first.cert)] {
         let tmp = to.with_extension("tmp");
         std::fs::copy(from, &tmp).expect("copy");
         std::fs::rename(&tmp, to).expect("rename");
     }
     wait_metric(&moat, "moat_tls_reloads_total", "result=\"success\"", reloads).await;
+    // The responder does not know the new certificate: the old staple must not go with it.
+    wait_metric(&moat, "moat_tls_ocsp_fetch_failures_total", "reason=\"unknown\"", unknown).await;
+    let out = s_client(moat.port, &pki).await;
+    assert!(
+        out.contains("OCSP response: no response sent"),
+        "old staple sent with the new certificate:\n{out}"
+    );
+
+    // Once the responder knows it, the new certificate is stapled.
+    write_index(pki.dir(), &[(first.serial, false), (second.serial, false)]);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let out = s_client(moat.port, &pki).await;
