@@ -64,6 +64,8 @@ pub struct Runtime {
     pub started_at: u64,
     /// The shared-state backend, when `state.backend: redis` (readiness reports its health).
     pub redis: Option<Arc<crate::state::RedisState>>,
+    /// Listeners with `ocsp_stapling.must_staple`: not ready while one has no valid staple.
+    pub must_staple: Vec<Arc<crate::transport::tls::ocsp::staple::Stapler>>,
     stateful: Stateful,
     last_reload: Mutex<Option<ReloadReport>>,
     /// Serializes reloads (SIGHUP and the API may race).
@@ -110,6 +112,7 @@ impl Runtime {
             config: ArcSwap::from_pointee(config),
             started_at: unix_now(),
             redis: None,
+            must_staple: Vec::new(),
             stateful: stateful.0,
             last_reload: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),

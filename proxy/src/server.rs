@@ -131,6 +131,8 @@ impl Server {
             .map_err(|source| ServerError::Admin { addr: config.admin.bind, source })?;
         let mut runtime = Runtime::new(ctx, config, bans, stateful);
         runtime.redis = redis.clone();
+        runtime.must_staple =
+            listeners.iter().filter_map(|l| l.tls_state()?.stapler()).filter(|s| s.must_staple()).collect();
         let runtime = Arc::new(runtime);
         Ok(Self { runtime, listeners, admin, admin_tls, fleet })
     }

@@ -99,6 +99,18 @@ impl Ca {
         sans: Vec<String>,
         eku: ExtendedKeyUsagePurpose,
     ) -> Result<CertFiles> {
+        self.issue_with(dir, file_stem, cn, sans, eku, Vec::new())
+    }
+
+    fn issue_with(
+        &self,
+        dir: &Path,
+        file_stem: &str,
+        cn: &str,
+        sans: Vec<String>,
+        eku: ExtendedKeyUsagePurpose,
+        extensions: Vec<rcgen::CustomExtension>,
+    ) -> Result<CertFiles> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(sans)?;
         let mut dn = DistinguishedName::new();
@@ -108,6 +120,7 @@ impl Ca {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![eku];
         params.use_authority_key_identifier_extension = true;
+        params.custom_extensions = extensions;
         let serial = self.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         params.serial_number = Some(rcgen::SerialNumber::from(serial));
         let cert = params.signed_by(&key, &self.issuer)?;
@@ -277,6 +290,40 @@ impl Pki {
         make_world_readable(&files.cert).unwrap();
         make_world_readable(&files.key).unwrap();
         files
+    }
+
+    /// A certificate from the trusted CA whose Authority Information Access names `ocsp_url` as
+    /// its OCSP responder. `server`: for `localhost` with serverAuth, else a client (clientAuth).
+    /// The cert file holds the leaf followed by the CA (a stapling server needs its issuer).
+    pub fn ocsp_cert(&self, stem: &str, server: bool, ocsp_url: &str) -> CertFiles {
+        // AuthorityInfoAccessSyntax ::= SEQUENCE OF SEQUENCE { id-ad-ocsp, [6] IA5String URI }
+        let der = |tag: u8, body: &[u8]| {
+            let mut out = vec![tag, u8::try_from(body.len()).expect("short DER")];
+            out.extend_from_slice(body);
+            out
+        };
+        let mut desc = der(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01]);
+        desc.extend(der(0x86, ocsp_url.as_bytes()));
+        let aia = der(0x30, &der(0x30, &desc));
+        let ext = rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], aia);
+        let (cn, sans, eku) = if server {
+            ("localhost", vec!["localhost".into(), "127.0.0.1".into()], ExtendedKeyUsagePurpose::ServerAuth)
+        } else {
+            (stem, vec![], ExtendedKeyUsagePurpose::ClientAuth)
+        };
+        let files =
+            self.ca.issue_with(self.dir.path(), stem, cn, sans, eku, vec![ext]).expect("issue OCSP cert");
+        let mut pem = std::fs::read_to_string(&files.cert).expect("leaf pem");
+        pem.push_str(&self.ca.cert_pem);
+        std::fs::write(&files.cert, pem).expect("write chain");
+        make_world_readable(&files.cert).unwrap();
+        make_world_readable(&files.key).unwrap();
+        files
+    }
+
+    /// PEM file of the trusted CA's private key (for a test OCSP responder).
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.path().join("ca.key")
     }
 
     /// Like [`Pki::write_crl`], written to `path` atomically (temp file + rename), as a

@@ -92,6 +92,10 @@ async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
             crate::config::FailMode::Closed => (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response(),
         };
     }
+    if rt.must_staple.iter().any(|s| !s.has_valid_staple()) {
+        let body = json!({ "status": "not_ready", "reason": "no valid OCSP staple (must_staple)" });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     match upstream::dial(&rt.ctx.upstream.address, READY_PROBE_TIMEOUT).await {
         Ok(_) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
         Err(_) => (

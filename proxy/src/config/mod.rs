@@ -5,6 +5,7 @@ mod authn;
 mod duration;
 mod error;
 mod model;
+mod ocsp;
 mod overload;
 mod policies;
 mod quotas;

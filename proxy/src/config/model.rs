@@ -161,6 +161,37 @@ pub struct TlsOptions {
     /// Close live sessions whose client certificate the CRLs in force now revoke (default), or
     /// keep them until they reconnect.
     pub disconnect_revoked: bool,
+    /// OCSP stapling of the server certificate (`None`: no staple).
+    pub ocsp_stapling: Option<OcspStapling>,
+    /// OCSP check of client certificates after the handshake (`None`: off).
+    pub client_ocsp: Option<ClientOcsp>,
+}
+
+/// `tls.ocsp_stapling` (see `transport/tls/ocsp`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OcspStapling {
+    /// `http://` responder; `None`: the server certificate's AIA OCSP URL.
+    pub responder_url: Option<String>,
+    /// Longest time between fetches (a staple is also refreshed at half its validity).
+    pub refresh: Duration,
+    /// Shortest time between fetches (retry delay after a failure).
+    pub min_interval: Duration,
+    pub timeout: Duration,
+    /// No valid staple: refuse handshakes instead of serving without one.
+    pub must_staple: bool,
+}
+
+/// `tls.client_ocsp` (see `transport/tls/ocsp/client.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOcsp {
+    /// Responder unreachable or answer unusable: refuse (`hard_fail`) or allow (`soft_fail`).
+    pub hard_fail: bool,
+    pub timeout: Duration,
+    /// Longest a good/revoked answer is cached (never past the response's nextUpdate).
+    pub cache_ttl: Duration,
+    pub cache_size: usize,
+    /// `http://` responder used instead of the client certificate's AIA OCSP URL.
+    pub responder_url: Option<String>,
 }
 
 /// CRLs fetched from the CA certificates' CRL distribution points and from `urls`.
@@ -184,6 +215,8 @@ impl Default for TlsOptions {
             watch: true,
             crl_fetch: None,
             disconnect_revoked: true,
+            ocsp_stapling: None,
+            client_ocsp: None,
         }
     }
 }

@@ -251,6 +251,42 @@ pub(crate) struct RawTls {
     pub crl_fetch: Option<RawCrlFetch>,
     #[serde(default)]
     pub revoked_sessions: Option<S<String>>,
+    #[serde(default)]
+    pub ocsp_stapling: Option<S<RawOcspStapling>>,
+    #[serde(default)]
+    pub client_ocsp: Option<S<RawClientOcsp>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOcspStapling {
+    #[serde(default)]
+    pub enabled: Option<S<bool>>,
+    #[serde(default)]
+    pub responder_url: Option<S<String>>,
+    #[serde(default)]
+    pub refresh: Option<S<String>>,
+    #[serde(default)]
+    pub min_interval: Option<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub must_staple: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClientOcsp {
+    #[serde(default)]
+    pub mode: Option<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub cache_ttl: Option<S<String>>,
+    #[serde(default)]
+    pub cache_size: Option<S<u64>>,
+    #[serde(default)]
+    pub responder_url: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -94,6 +94,8 @@ pub(crate) fn options(
         }
         o.crl_fetch = Some(crl_fetch(f, &format!("{key}.crl_fetch"), issues));
     }
+    o.ocsp_stapling = t.ocsp_stapling.as_ref().and_then(|s| super::ocsp::stapling(s, key, issues));
+    o.client_ocsp = t.client_ocsp.as_ref().and_then(|c| super::ocsp::client(c, key, client_auth, issues));
     o
 }
 

@@ -341,6 +341,9 @@ fn tls(t: RawTls, key: &str, base: &Path, issues: &mut Issues) -> Option<TlsConf
     }
     let versions = tls_versions(t.versions.as_ref(), &format!("{key}.versions"), issues);
     let options = super::tls::options(&t, key, versions, client_auth, issues);
+    if let (Some(chain), Some(s)) = (&cert_chain, &options.ocsp_stapling) {
+        super::ocsp::stapling_chain(chain, s, t.cert.referenced.line(), key, issues);
+    }
     let client_ca_path = t.client_ca.as_ref().map(|ca| base.join(&ca.value));
     let crl_paths =
         t.crls.as_ref().map(|l| l.value.iter().map(|e| base.join(&e.value)).collect()).unwrap_or_default();

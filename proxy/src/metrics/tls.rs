@@ -30,6 +30,15 @@ pub struct HandshakeLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientOcspLabels {
+    pub listener: String,
+    /// `good`, `revoked` or `error` (no usable answer; the mode decided).
+    pub result: &'static str,
+    /// `hit` (answered from the cache) or `miss` (asked the responder).
+    pub cache: &'static str,
+}
+
 pub struct TlsMetrics {
     reloads: Family<ReloadLabels, Counter>,
     handshake_failures: Family<HandshakeLabels, Counter>,
@@ -38,6 +47,10 @@ pub struct TlsMetrics {
     crl_this_update: Family<ListenerLabels, Gauge>,
     resumed_rejected: Family<ListenerLabels, Counter>,
     crl_fetches: Family<ReloadLabels, Counter>,
+    ocsp_staple_age: Family<ListenerLabels, Gauge>,
+    ocsp_staple_next_update: Family<ListenerLabels, Gauge>,
+    ocsp_fetch_failures: Family<HandshakeLabels, Counter>,
+    client_ocsp_checks: Family<ClientOcspLabels, Counter>,
 }
 
 /// What one listener's current material says, for the gauges.
@@ -90,7 +103,35 @@ impl TlsMetrics {
             "TLS handshakes that failed, by listener and reason",
             handshake_failures.clone(),
         );
+        let ocsp_staple_age = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "tls_ocsp_staple_age_seconds",
+            "Age (now - thisUpdate) of the OCSP response stapled to the server certificate",
+            ocsp_staple_age.clone(),
+        );
+        let ocsp_staple_next_update = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "tls_ocsp_staple_next_update_timestamp_seconds",
+            "nextUpdate of the stapled OCSP response (absent: nothing stapled)",
+            ocsp_staple_next_update.clone(),
+        );
+        let ocsp_fetch_failures = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "tls_ocsp_fetch_failures",
+            "Failed OCSP staple fetches by reason (the last good staple is kept until its nextUpdate)",
+            ocsp_fetch_failures.clone(),
+        );
+        let client_ocsp_checks = Family::<ClientOcspLabels, Counter>::default();
+        registry.register(
+            "tls_client_ocsp_checks",
+            "Client certificate OCSP checks by result and cache use",
+            client_ocsp_checks.clone(),
+        );
         Self {
+            ocsp_staple_age,
+            ocsp_staple_next_update,
+            ocsp_fetch_failures,
+            client_ocsp_checks,
             reloads,
             handshake_failures,
             cert_expiry,
@@ -113,6 +154,28 @@ impl TlsMetrics {
 
     pub fn crl_fetch(&self, listener: &str, result: &'static str) {
         self.crl_fetches.get_or_create(&ReloadLabels { listener: listener.to_string(), result }).inc();
+    }
+
+    /// `None` removes the gauge (nothing stapled).
+    pub fn ocsp_staple_age(&self, listener: &str, age: Option<i64>) {
+        set_or_remove(&self.ocsp_staple_age, listener, age);
+    }
+
+    pub fn ocsp_staple_next_update(&self, listener: &str, at: Option<i64>) {
+        set_or_remove(&self.ocsp_staple_next_update, listener, at);
+    }
+
+    pub fn ocsp_fetch_failed(&self, listener: &str, reason: &'static str) {
+        self.ocsp_fetch_failures
+            .get_or_create(&HandshakeLabels { listener: listener.to_string(), reason })
+            .inc();
+    }
+
+    pub fn client_ocsp_check(&self, listener: &str, result: &'static str, cached: bool) {
+        let cache = if cached { "hit" } else { "miss" };
+        self.client_ocsp_checks
+            .get_or_create(&ClientOcspLabels { listener: listener.to_string(), result, cache })
+            .inc();
     }
 
     pub fn resumed_rejected(&self, listener: &str) {
@@ -144,6 +207,18 @@ impl TlsMetrics {
                     family.remove(&l());
                 }
             }
+        }
+    }
+}
+
+fn set_or_remove(family: &Family<ListenerLabels, Gauge>, listener: &str, value: Option<i64>) {
+    let labels = ListenerLabels { listener: listener.to_string() };
+    match value {
+        Some(v) => {
+            family.get_or_create(&labels).set(v);
+        }
+        None => {
+            family.remove(&labels);
         }
     }
 }

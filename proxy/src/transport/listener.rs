@@ -95,6 +95,9 @@ impl Listener {
         if let Some((state, fetch)) = self.tls.as_ref().and_then(|s| Some((s.clone(), s.crl_fetch()?))) {
             tokio::spawn(super::tls::crl_fetch::run(state, fetch, ctx.shutdown.clone()));
         }
+        if let Some(stapler) = self.tls.as_ref().and_then(|s| s.stapler()) {
+            tokio::spawn(super::tls::ocsp::staple::run(stapler, ctx.shutdown.clone()));
+        }
         let bind_addr = match self.socket.local_addr() {
             Ok(a) => a,
             Err(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -269,6 +272,12 @@ async fn handle(
                         ctx.metrics.connection(&info.listener, ConnResult::TlsError);
                         return;
                     }
+                    // Boxed like the handshake: an HTTP exchange's state, short-lived.
+                    if !Box::pin(client_ocsp_admits(&state, &info)).await {
+                        ctx.metrics.tls.handshake_failed(&info.listener, "client_ocsp_refused");
+                        ctx.metrics.connection(&info.listener, ConnResult::TlsError);
+                        return;
+                    }
                     serve_stream(stream, info, framing, ctx).await
                 }
                 Ok(Err(e)) => {
@@ -304,6 +313,15 @@ fn resumption_allowed(state: &TlsState, conn: &rustls::ServerConnection, info: &
             false
         }
     }
+}
+
+/// `tls.client_ocsp`: the client certificate's OCSP status, checked after the handshake and
+/// before any MQTT byte is read; a refused client's connection is closed (see `tls/ocsp/client.rs`).
+async fn client_ocsp_admits(state: &TlsState, info: &PeerInfo) -> bool {
+    let (Some(checker), Some(chain)) = (state.client_ocsp(), info.client_certs.as_deref()) else {
+        return true;
+    };
+    checker.admit(chain, &state.client_ca()).await
 }
 
 /// Runs the session on the stream, after the WebSocket upgrade when the listener asks for one.

@@ -404,3 +404,69 @@ fn revoked_sessions_is_disconnect_or_keep() {
     assert_eq!(i.line, 7);
     assert!(i.message.contains("`maybe` is not disconnect or keep"), "{}", i.message);
 }
+
+#[test]
+fn ocsp_stapling_keys_are_checked() {
+    let found = tls_issues(
+        "      ocsp_stapling:\n        responder_url: \"https://ocsp.example/\"\n        refresh: 10ms\n        min_interval: nope\n        timeout: 1ms\n",
+    );
+    let u = issue_for(&found, "listeners[0].tls.ocsp_stapling.responder_url");
+    assert_eq!(u.line, 8);
+    assert!(u.message.contains("is not an http:// URL"), "{}", u.message);
+    let r = issue_for(&found, "listeners[0].tls.ocsp_stapling.refresh");
+    assert_eq!(r.line, 9);
+    assert!(r.message.contains("at least 100ms"), "{}", r.message);
+    assert_eq!(issue_for(&found, "listeners[0].tls.ocsp_stapling.min_interval").line, 10);
+    assert_eq!(issue_for(&found, "listeners[0].tls.ocsp_stapling.timeout").line, 11);
+    let order = tls_issues("      ocsp_stapling:\n        refresh: 1s\n        min_interval: 2s\n");
+    let m = issue_for(&order, "listeners[0].tls.ocsp_stapling.min_interval");
+    assert!(m.message.contains("not be longer than `refresh`"), "{}", m.message);
+    let unknown = tls_issues("      ocsp_stapling:\n        nonce: true\n");
+    assert!(unknown.iter().any(|i| i.message.contains("nonce")), "{unknown:?}");
+}
+
+#[test]
+fn client_ocsp_keys_are_checked() {
+    let found = tls_issues(
+        "      client_auth: required\n      client_ca: ca.crt\n      client_ocsp:\n        mode: maybe\n        cache_size: 0\n        cache_ttl: 5x\n        responder_url: \"ftp://x/\"\n",
+    );
+    let m = issue_for(&found, "listeners[0].tls.client_ocsp.mode");
+    assert_eq!(m.line, 10);
+    assert!(m.message.contains("`maybe` is not off, soft_fail or hard_fail"), "{}", m.message);
+    let c = issue_for(&found, "listeners[0].tls.client_ocsp.cache_size");
+    assert_eq!(c.line, 11);
+    assert!(c.message.contains("between 1 and"), "{}", c.message);
+    assert_eq!(issue_for(&found, "listeners[0].tls.client_ocsp.cache_ttl").line, 12);
+    assert_eq!(issue_for(&found, "listeners[0].tls.client_ocsp.responder_url").line, 13);
+    let none = tls_issues("      client_ocsp:\n        mode: hard_fail\n");
+    let n = issue_for(&none, "listeners[0].tls.client_ocsp");
+    assert!(n.message.contains("needs client_auth"), "{}", n.message);
+    assert_eq!(n.line, 8);
+}
+
+#[test]
+fn ocsp_stapling_needs_the_issuer_and_a_responder() {
+    use crate::transport::tls::ocsp::aia_ocsp_url;
+    let key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["x".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let chain = vec![leaf.der().clone()];
+    assert!(aia_ocsp_url(&chain[0]).is_none());
+    let s = crate::config::OcspStapling {
+        responder_url: None,
+        refresh: std::time::Duration::from_secs(60),
+        min_interval: std::time::Duration::from_secs(1),
+        timeout: std::time::Duration::from_secs(1),
+        must_staple: false,
+    };
+    let mut issues = crate::config::error::Issues::new("/nonexistent/moat.yaml".into());
+    crate::config::ocsp::stapling_chain(&chain, &s, 5, "listeners[0].tls", &mut issues);
+    let found = issues.list;
+    let c = issue_for(&found, "listeners[0].tls.cert");
+    assert!(c.message.contains("needs the issuer certificate"), "{}", c.message);
+    assert_eq!(c.line, 5);
+    let r = issue_for(&found, "listeners[0].tls.ocsp_stapling.responder_url");
+    assert!(r.message.contains("no http:// OCSP URL"), "{}", r.message);
+}

@@ -6,6 +6,7 @@
 
 pub mod crl_fetch;
 pub mod material;
+pub mod ocsp;
 pub mod revocation;
 pub mod state;
 pub mod verifier;

@@ -20,6 +20,8 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use super::material::{Material, Paths};
+use super::ocsp::client::ClientChecker;
+use super::ocsp::staple::Stapler;
 use super::{build, Settings, TlsSetupError};
 use crate::config::TlsConfig;
 use crate::metrics::tls::MaterialFacts;
@@ -47,6 +49,10 @@ pub struct TlsState {
     metrics: Arc<Metrics>,
     /// Bumped after every swap so live sessions re-check their client chain (revocation).
     sessions: std::sync::OnceLock<crate::policy::live::Generation>,
+    /// OCSP stapling of the server certificate (`tls.ocsp_stapling`).
+    stapler: Option<Arc<Stapler>>,
+    /// OCSP check of client certificates (`tls.client_ocsp`).
+    client_ocsp: Option<Arc<ClientChecker>>,
 }
 
 /// What a reload did.
@@ -80,7 +86,14 @@ impl TlsState {
         // At start an expired CRL is loaded and fails closed in the handshake (unless allowed);
         // refusing to start would take the listener down for everyone instead.
         let material = Material::load(&paths, false)?;
-        let built = build(&settings, &material)?;
+        let mut built = build(&settings, &material)?;
+        let stapler =
+            settings.options.ocsp_stapling.clone().map(|c| Stapler::new(listener, c, metrics.clone()));
+        if let Some(s) = &stapler {
+            s.install(&mut built.config, &material).map_err(TlsSetupError::Server)?;
+        }
+        let client_ocsp =
+            settings.options.client_ocsp.clone().map(|c| ClientChecker::new(listener, c, metrics.clone()));
         metrics.tls.set_material(listener, facts(&material));
         let active = Active {
             config: built.config,
@@ -98,6 +111,8 @@ impl TlsState {
             fetched: Mutex::new(Vec::new()),
             metrics,
             sessions: std::sync::OnceLock::new(),
+            stapler,
+            client_ocsp,
         }))
     }
 
@@ -181,6 +196,16 @@ impl TlsState {
         self.settings.options.crl_fetch.clone()
     }
 
+    /// The listener's OCSP stapler, if `ocsp_stapling` is on.
+    pub fn stapler(&self) -> Option<Arc<Stapler>> {
+        self.stapler.clone()
+    }
+
+    /// The listener's client certificate OCSP checker, if `client_ocsp` is on.
+    pub fn client_ocsp(&self) -> Option<Arc<ClientChecker>> {
+        self.client_ocsp.clone()
+    }
+
     pub fn allow_expired_crl(&self) -> bool {
         self.settings.allow_expired_crl
     }
@@ -194,7 +219,11 @@ impl TlsState {
         if material.digest == self.active.load().digest {
             return Ok(ReloadOutcome::Unchanged);
         }
-        let built = build(&self.settings, &material)?;
+        let mut built = build(&self.settings, &material)?;
+        if let Some(s) = &self.stapler {
+            // A new certificate gets its own staple: the fetch loop is woken for it.
+            s.install(&mut built.config, &material).map_err(TlsSetupError::Server)?;
+        }
         self.active.store(Arc::new(Active {
             config: built.config,
             verifier: built.verifier,
