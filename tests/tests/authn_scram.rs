@@ -255,12 +255,13 @@ async fn reauthentication_succeeds_then_fails_with_disconnect() {
     let closed = c.read_until_closed(WAIT).await.expect("closed");
     assert_eq!(closed.disconnect_reason(), Some(0x87), "{:?}", closed.packets);
 
-    // A different method on re-authentication → 0x8C.
+    // A different method on re-authentication: a protocol error (MQTT 5 4.12.1; 0x8C is not a
+    // DISCONNECT reason code).
     let mut c = login(&env, Hash::Sha256, "alice", ARGON2ID_PASSWORD).await;
     let client = ScramClient::new(Hash::Sha512, "alice", ARGON2ID_PASSWORD);
     c.send(&scram::auth(0x19, Hash::Sha512.method(), &client.client_first())).await.expect("AUTH 0x19");
     let closed = c.read_until_closed(WAIT).await.expect("closed");
-    assert_eq!(closed.disconnect_reason(), Some(0x8C), "{:?}", closed.packets);
+    assert_eq!(closed.disconnect_reason(), Some(0x82), "{:?}", closed.packets);
 
     let _ = env.tap.wait_all_closed(Duration::from_secs(3)).await;
     assert_broker_saw_no_auth(&env, "re-authentication");

@@ -92,8 +92,7 @@ const TABLE: &[(ReasonCode, u8, u16)] = {
         (ServerBusy, 3, CONNACK | DISCONNECT),
         (Banned, 5, CONNACK),
         (ServerShuttingDown, 3, DISCONNECT),
-        // MQTT 5 3.14.2.1: also a DISCONNECT reason (re-authentication with another method).
-        (BadAuthenticationMethod, 4, CONNACK | DISCONNECT),
+        (BadAuthenticationMethod, 4, CONNACK),
         (KeepAliveTimeout, 3, DISCONNECT),
         (SessionTakenOver, 3, DISCONNECT),
         (TopicFilterInvalid, 3, SUBACK | UNSUBACK | DISCONNECT),

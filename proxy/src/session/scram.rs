@@ -184,8 +184,10 @@ impl Relay {
         let Some(scram) = self.scram.as_mut() else {
             return Step::Close(self.protocol_error("auth_packet", ReasonCode::ProtocolError));
         };
+        // MQTT 5 4.12.1: re-authentication must use the original method. 0x8C is not a
+        // DISCONNECT reason code (3.14.2.1), so this is answered as the protocol error it is.
         if a.properties.authentication_method() != Some(scram.mechanism.name()) {
-            return self.reauth_failed("bad_method", ReasonCode::BadAuthenticationMethod);
+            return self.reauth_failed("bad_method", ReasonCode::ProtocolError);
         }
         let data = authentication_data(&a.properties).unwrap_or_default();
         let reauth = ReasonCode::ReAuthenticate.as_u8();
@@ -202,8 +204,10 @@ impl Relay {
                 }
                 let mechanism = scram.mechanism;
                 let chain = self.ctx.policy.snapshot().auth_for(&self.session.peer.listener);
+                // SCRAM was withdrawn from the listener by a reload: the session cannot prove
+                // itself any more.
                 let Some(file) = chain.scram_file() else {
-                    return self.reauth_failed("bad_method", ReasonCode::BadAuthenticationMethod);
+                    return self.reauth_failed("scram_withdrawn", ReasonCode::NotAuthorized);
                 };
                 match file.scram_start(mechanism, first) {
                     Ok(state) => {
