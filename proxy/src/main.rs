@@ -53,7 +53,16 @@ enum Command {
     },
     /// Add or replace a user in a YAML password file (argon2id). The password is read from the
     /// terminal without echo, or as one line from standard input.
-    Passwd { file: PathBuf, user: String },
+    Passwd {
+        file: PathBuf,
+        user: String,
+        /// Also write SCRAM-SHA-256 and SCRAM-SHA-512 credentials (MQTT 5 enhanced auth).
+        #[arg(long)]
+        scram: bool,
+        /// PBKDF2 iterations of the SCRAM credentials (at least 4096).
+        #[arg(long, default_value_t = 4096, requires = "scram")]
+        scram_iterations: u32,
+    },
     /// Operate a running moat through its admin API (bans, clients, reload, status).
     Ctl(moat::commands::ctl::CtlArgs),
     /// Work with ACL policies.
@@ -113,7 +122,9 @@ fn main() -> ExitCode {
         Command::Check { config } => return check(&config),
         Command::Run { config, log_format } => run(&config, log_format),
         Command::Dev { dir, upstream, listen, admin } => dev(dir, upstream, listen, admin),
-        Command::Passwd { file, user } => passwd(&file, &user),
+        Command::Passwd { file, user, scram, scram_iterations } => {
+            passwd(&file, &user, scram.then_some(scram_iterations))
+        }
         Command::Policy { command } => return policy(command),
         Command::Ctl(args) => return ctl(&args),
     };
@@ -157,10 +168,11 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn passwd(file: &Path, user: &str) -> anyhow::Result<()> {
+fn passwd(file: &Path, user: &str, scram_iterations: Option<u32>) -> anyhow::Result<()> {
     let password = moat::commands::passwd::read_password()?;
-    moat::commands::passwd::set_password(file, user, &password)?;
-    eprintln!("{}: password for `{user}` set (argon2id)", file.display());
+    moat::commands::passwd::set_password_with_scram(file, user, &password, scram_iterations)?;
+    let scram = if scram_iterations.is_some() { ", SCRAM-SHA-256, SCRAM-SHA-512" } else { "" };
+    eprintln!("{}: password for `{user}` set (argon2id{scram})", file.display());
     Ok(())
 }
 

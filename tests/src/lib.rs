@@ -17,6 +17,7 @@ pub mod pki;
 pub mod policy;
 pub mod procs;
 pub mod redis;
+pub mod scram;
 pub mod tap;
 pub mod tls;
 

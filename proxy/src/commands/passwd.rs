@@ -6,7 +6,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::policy::authn::password::{hash_password, upsert_user};
+use crate::policy::authn::password::{hash_password, upsert_user_with_scram};
+use crate::policy::authn::scram::{Mechanism, ScramCredential, MIN_ITERATIONS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswdError {
@@ -63,13 +64,35 @@ fn set_echo(on: bool) {
 
 /// Adds or replaces `user` in `file` (created when missing), written atomically with mode 0600.
 pub fn set_password(file: &Path, user: &str, password: &[u8]) -> Result<(), PasswdError> {
+    set_password_with_scram(file, user, password, None)
+}
+
+/// [`set_password`], plus SCRAM-SHA-256 and SCRAM-SHA-512 credentials (random 16-byte salts)
+/// with `scram_iterations` when given. Without it, any SCRAM credential of the user is removed,
+/// so the old password stops working over SCRAM too.
+pub fn set_password_with_scram(
+    file: &Path,
+    user: &str,
+    password: &[u8],
+    scram_iterations: Option<u32>,
+) -> Result<(), PasswdError> {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "users: {}\n".to_string(),
         Err(source) => return Err(PasswdError::Read { path: file.display().to_string(), source }),
     };
     let hash = hash_password(password).map_err(|e| PasswdError::Edit(e.to_string()))?;
-    let updated = upsert_user(&text, user, &hash).map_err(PasswdError::Edit)?;
+    let mut scram = Vec::new();
+    if let Some(iterations) = scram_iterations {
+        if iterations < MIN_ITERATIONS {
+            return Err(PasswdError::Edit(format!("--scram-iterations must be at least {MIN_ITERATIONS}")));
+        }
+        for mechanism in [Mechanism::Sha256, Mechanism::Sha512] {
+            scram
+                .push(ScramCredential::generate(mechanism, password, iterations).map_err(PasswdError::Edit)?);
+        }
+    }
+    let updated = upsert_user_with_scram(&text, user, &hash, &scram).map_err(PasswdError::Edit)?;
     let write_err = |source| PasswdError::Write { path: file.display().to_string(), source };
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
@@ -109,5 +132,28 @@ mod tests {
             let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn scram_credentials_are_written_and_removed_with_the_password() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("users.yaml");
+        set_password(&file, "bob", b"bob's").expect("add");
+        set_password_with_scram(&file, "alice", b"first secret", Some(4096)).expect("create");
+        let text = std::fs::read_to_string(&file).expect("read");
+        assert_eq!(text.matches("scram_sha256: \"4096:").count(), 1, "{text}");
+        assert_eq!(text.matches("scram_sha512: \"4096:").count(), 1, "{text}");
+        let users = load_password_file(&file).expect("loads");
+        assert!(users.has_scram());
+        // Replacing the password replaces the SCRAM credentials; without --scram they go.
+        set_password_with_scram(&file, "alice", b"second", Some(5000)).expect("replace");
+        let text = std::fs::read_to_string(&file).expect("read");
+        assert_eq!(text.matches("scram_sha").count(), 2, "{text}");
+        assert!(text.contains("\"5000:"));
+        set_password(&file, "alice", b"third").expect("replace without scram");
+        let users = load_password_file(&file).expect("loads");
+        assert!(!users.has_scram());
+        assert!(users.verify("bob", b"bob's").is_some());
+        assert!(set_password_with_scram(&file, "alice", b"x", Some(1000)).is_err());
     }
 }

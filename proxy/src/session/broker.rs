@@ -63,6 +63,11 @@ impl Relay {
                 Step::Continue
             }
             Ok(Packet::Disconnect(_)) => Step::Finish,
+            // The broker was never offered enhanced authentication (trap 13).
+            Ok(Packet::Auth(_)) => {
+                info!("AUTH from the broker");
+                self.broker_error()
+            }
             Ok(Packet::Connect(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) | Packet::Pingreq) => {
                 info!(packet = frame.packet_type().as_str(), "client-only packet from the broker");
                 self.broker_error()
@@ -90,6 +95,23 @@ impl Relay {
             return Step::Continue;
         }
         self.inbound_aliases.set_max(c.properties.topic_alias_maximum().unwrap_or(0));
+        if let Some((method, server_final)) = self.connack_auth.take() {
+            return match rewrite::connack_with_auth(
+                c,
+                self.ctx.limits.max_packet_size,
+                self.assigned_client_id.as_deref(),
+                &self.connack_quotas,
+                method,
+                server_final.as_bytes(),
+            ) {
+                Some(rewritten) => {
+                    q.to_client.extend_from_slice(&rewritten);
+                    Step::Replaced
+                }
+                // A reason code moat cannot re-encode: the client cannot verify the server.
+                None => self.broker_error(),
+            };
+        }
         match rewrite::connack_for_client(
             c,
             self.ctx.limits.max_packet_size,

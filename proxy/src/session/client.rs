@@ -51,9 +51,9 @@ impl Relay {
                     Err(reason) => Step::Close(self.protocol_error("tracked_ids", reason)),
                 },
             },
-            // Trap 13: AUTH is for moat (no enhanced method is offered, so any AUTH — including a
-            // re-authentication — is a protocol error) and never reaches the broker.
-            Packet::Auth(_) => Step::Close(self.protocol_error("auth_packet", ReasonCode::ProtocolError)),
+            // Trap 13: AUTH is for moat (SCRAM re-authentication, `scram.rs`; a protocol error
+            // for any other session) and never reaches the broker.
+            Packet::Auth(a) => self.client_auth(&a, q),
         }
     }
 

@@ -17,11 +17,12 @@ use super::quota;
 use super::registry::ClientInfo;
 use super::relay::Relay;
 use super::rewrite;
+use super::scram;
 use super::{Context, READ_CHUNK};
 use crate::codec::{encode_connack, CodecError, Packet, PacketType, ProtocolVersion, ReasonCode};
 use crate::metrics::{ConnResult, Direction};
 use crate::policy::authn::{AuthDecision, CertIdentity, Credentials};
-use crate::policy::{PeerInfo, SessionInfo, Verdict};
+use crate::policy::{Identity, PeerInfo, SessionInfo, Verdict};
 use crate::transport::upstream;
 use crate::util::escape;
 
@@ -171,15 +172,6 @@ where
         }
     }
 
-    // Trap 13: MQTT 5 enhanced authentication (AUTH packets) is for moat, which does not offer a
-    // method yet: refuse instead of letting the broker run an exchange moat cannot see.
-    if connect.properties.authentication_method().is_some() {
-        info!("enhanced authentication requested, not supported");
-        ctx.metrics.authentication("enhanced", "bad_method");
-        refuse(&mut client, version, ReasonCode::BadAuthenticationMethod).await;
-        return Err(ConnResult::Denied);
-    }
-
     // Quotas are cheap: checked before any authentication work.
     let quotas = ctx.quotas_for(&peer.listener);
     let keep_alive = match check_connect_quotas(&connect, &quotas, ctx) {
@@ -202,7 +194,48 @@ where
         peer: Some(peer.clone()),
     });
     let started = std::time::Instant::now();
-    let decision = policy.auth_for(&peer.listener).authenticate(credentials).await;
+    // Trap 13: MQTT 5 enhanced authentication runs between the client and moat (SCRAM, see
+    // `scram.rs`); any other method is refused with 0x8C. The broker never sees it.
+    let mut scram_login = None;
+    let decision = match connect.properties.authentication_method() {
+        Some(method) => {
+            let chain = policy.auth_for(&peer.listener);
+            let data = scram::authentication_data(&connect.properties);
+            match scram::connect_exchange(
+                &mut client,
+                &mut buf,
+                ctx,
+                &chain,
+                method,
+                data,
+                ctx.timeouts.connect,
+            )
+            .await
+            {
+                // The CONNECT's own username, if any, must name the same user (trap 5).
+                Ok((login, _))
+                    if connect.username.is_some_and(|u| Some(u) != login.identity.username.as_deref()) =>
+                {
+                    AuthDecision::Deny {
+                        reason: ReasonCode::NotAuthorized,
+                        label: "scram_username_mismatch",
+                        authenticator: scram::AUTHENTICATOR,
+                    }
+                }
+                Ok((login, _)) => {
+                    let identity = Identity {
+                        client_id: connect.client_id.to_string(),
+                        cert_cn: peer_cert_cn.clone(),
+                        ..login.identity.clone()
+                    };
+                    scram_login = Some(login);
+                    AuthDecision::Allow(identity)
+                }
+                Err(deny) => deny,
+            }
+        }
+        None => policy.auth_for(&peer.listener).authenticate(credentials).await,
+    };
     ctx.metrics.authentication_seconds.observe(started.elapsed().as_secs_f64());
     let mut identity = match decision {
         AuthDecision::Allow(identity) => identity,
@@ -311,14 +344,20 @@ where
     // A v5 client's clamped keep-alive is what the broker must enforce too; a 3.1.1 client's
     // raised one is moat's alone (the client keeps pinging on its shorter schedule).
     let broker_keep_alive = if version == ProtocolVersion::V5 { keep_alive } else { connect.keep_alive };
-    let connect_bytes = rewrite::connect_for_broker(
+    let rewritten = rewrite::connect_for_broker(
         &connect,
         &shown,
         ctx.limits.max_packet_size,
         alias_cap,
         broker_keep_alive,
-    )
-    .unwrap_or_else(|| frame.bytes().clone());
+    );
+    // Fail closed: a CONNECT with enhanced-auth properties is never forwarded as it came.
+    if rewritten.is_none() && connect.properties.authentication_method().is_some() {
+        warn!("CONNECT could not be rewritten without its authentication properties");
+        refuse(&mut client, version, ReasonCode::ImplementationSpecificError).await;
+        return Err(ConnResult::Denied);
+    }
+    let connect_bytes = rewritten.unwrap_or_else(|| frame.bytes().clone());
     debug!(version = version.level(), "CONNECT accepted, relaying");
     let client_alias_max = connect.properties.topic_alias_maximum().unwrap_or(0).min(alias_cap);
     let info = ClientInfo {
@@ -340,6 +379,10 @@ where
     // Kept (a copy of a few dozen bytes, not the read buffer) so the session can re-check itself
     // against a new policy: bans on its client id, the ACL on its Will.
     relay.connect = bytes::Bytes::copy_from_slice(frame.bytes());
+    if let Some(login) = scram_login {
+        relay.scram = Some(scram::ScramSession::new(&login));
+        relay.connack_auth = Some((login.mechanism.name(), login.server_final));
+    }
     Ok(Accepted { client, upstream, connect: connect_bytes, buf, relay, info, slot })
 }
 

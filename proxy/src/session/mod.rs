@@ -13,6 +13,7 @@ mod recheck;
 pub mod registry;
 mod relay;
 mod rewrite;
+mod scram;
 mod traffic;
 
 use std::sync::Arc;

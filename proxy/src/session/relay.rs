@@ -126,6 +126,10 @@ pub(crate) struct Relay {
     pub(super) connect: Bytes,
     /// Wakes when the policy or the ban list changes.
     policy_changes: watch::Receiver<u64>,
+    /// A session that logged in with SCRAM: re-authentication state (trap 13).
+    pub(super) scram: Option<super::scram::ScramSession>,
+    /// Authentication Method and server-final to add to the broker's CONNACK (SCRAM login).
+    pub(super) connack_auth: Option<(&'static str, String)>,
 }
 
 impl Relay {
@@ -162,6 +166,8 @@ impl Relay {
             connack_quotas: ConnackQuotas::default(),
             connect: Bytes::new(),
             policy_changes,
+            scram: None,
+            connack_auth: None,
         }
     }
 

@@ -28,13 +28,18 @@ fn clamp_limits(
 ) -> Option<PropertiesBuilder> {
     let size_fits = props.maximum_packet_size().is_some_and(|m| m <= limit);
     let aliases_fit = props.topic_alias_maximum().is_none_or(|m| m <= alias_cap);
-    if size_fits && aliases_fit && assigned.is_none() {
+    // Enhanced authentication is moat's alone (trap 13): its properties never pass through.
+    let no_auth = props.authentication_method().is_none();
+    if size_fits && aliases_fit && assigned.is_none() && no_auth {
         return None;
     }
     let mut out = PropertiesBuilder::new();
     for p in props.iter() {
         match p {
-            Property::MaximumPacketSize(_) | Property::AssignedClientIdentifier(_) => {}
+            Property::MaximumPacketSize(_)
+            | Property::AssignedClientIdentifier(_)
+            | Property::AuthenticationMethod(_)
+            | Property::AuthenticationData(_) => {}
             Property::TopicAliasMaximum(m) => {
                 out.push(Property::TopicAliasMaximum(m.min(alias_cap)));
             }
@@ -131,6 +136,33 @@ pub(crate) fn connack_for_client(
     let mut out = BytesMut::new();
     encode_connack(&mut out, ProtocolVersion::V5, c.session_present, code, props.as_bytes());
     Some(out)
+}
+
+/// [`connack_for_client`] plus moat's Authentication Method and Authentication Data (the SCRAM
+/// server-final message), always re-encoded. `None` only for a reason code moat does not know.
+pub(crate) fn connack_with_auth(
+    c: &Connack<'_>,
+    max_packet_size: usize,
+    assigned: Option<&str>,
+    quotas: &ConnackQuotas,
+    method: &str,
+    data: &[u8],
+) -> Option<BytesMut> {
+    let props = clamp_limits(&c.properties, limit_u32(max_packet_size), MAX_ALIASES, assigned);
+    let props = quota_properties(&c.properties, props, quotas);
+    let base = props.as_ref().and_then(|b| Properties::from_raw(b.as_bytes()).ok()).unwrap_or(c.properties);
+    let mut out = PropertiesBuilder::new();
+    for p in base.iter() {
+        if !matches!(p, Property::AuthenticationMethod(_) | Property::AuthenticationData(_)) {
+            out.push(p);
+        }
+    }
+    out.push(Property::AuthenticationMethod(method));
+    out.push(Property::AuthenticationData(data));
+    let code = ReasonCode::from_u8(c.code)?;
+    let mut bytes = BytesMut::new();
+    encode_connack(&mut bytes, ProtocolVersion::V5, c.session_present, code, out.as_bytes());
+    Some(bytes)
 }
 
 /// What a v5 client is told in CONNACK about the quotas moat enforces on it.

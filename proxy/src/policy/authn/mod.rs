@@ -10,6 +10,7 @@ pub mod http;
 pub mod http_client;
 pub mod jwt;
 pub mod password;
+pub mod scram;
 mod x509;
 
 use std::sync::Arc;
@@ -100,6 +101,15 @@ impl AuthChain {
     pub fn verification_pool() -> Arc<Semaphore> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Arc::new(Semaphore::new(cores.max(1)))
+    }
+
+    /// The password file that answers SCRAM exchanges on this listener: the first password-file
+    /// authenticator of the chain that holds SCRAM credentials. `None`: SCRAM is not offered.
+    pub fn scram_file(&self) -> Option<Arc<PasswordFile>> {
+        self.list.iter().find_map(|auth| match auth.as_ref() {
+            Authenticator::PasswordFile(file) if file.has_scram() => Some(file.clone()),
+            _ => None,
+        })
     }
 
     pub async fn authenticate(&self, creds: Arc<Credentials>) -> AuthDecision {

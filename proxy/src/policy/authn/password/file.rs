@@ -18,6 +18,7 @@ use serde_saphyr::{Budget, Options, Spanned};
 use super::emqx::{EmqxField, EmqxSpec};
 use super::hash::PasswordHash;
 use super::{LoadIssue, PasswordFile, UserEntry};
+use crate::policy::authn::scram::{Mechanism, ScramCredential};
 
 /// Files above this are refused before parsing: a password file is small, and an unbounded read
 /// of a wrong path (a device, a log) must not exhaust memory.
@@ -81,7 +82,13 @@ pub fn parse_mosquitto_passwd(text: &str) -> Result<PasswordFile, Vec<LoadIssue>
         match PasswordHash::parse_str(hash) {
             Ok(hash) => entries.push((
                 user.to_string(),
-                UserEntry { superuser: false, groups: Vec::new(), attributes: BTreeMap::new(), hash },
+                UserEntry {
+                    superuser: false,
+                    groups: Vec::new(),
+                    attributes: BTreeMap::new(),
+                    hash,
+                    scram: Vec::new(),
+                },
             )),
             Err(message) => issues.push(LoadIssue::new(line, user, message)),
         }
@@ -138,6 +145,7 @@ pub fn parse_password_file(text: &str) -> Result<PasswordFile, Vec<LoadIssue>> {
                 groups: user.groups.unwrap_or_default(),
                 attributes: user.attributes.unwrap_or_default(),
                 hash,
+                scram: build_scram(&user.scram, &path, &mut issues),
             };
             entries.push((name.value, entry));
         }
@@ -175,6 +183,35 @@ fn build_hash(hash: Spanned<RawHash>, path: &str, issues: &mut Vec<LoadIssue>) -
                 }
             }
         }
+    }
+}
+
+/// The `scram_sha256` / `scram_sha512` fields, each parsed and checked (iterations ≥ 4096, salt
+/// ≥ 16 bytes, key lengths); problems are reported with their line and key, never their value.
+fn build_scram(
+    raw: &[(Mechanism, Spanned<String>)],
+    path: &str,
+    issues: &mut Vec<LoadIssue>,
+) -> Vec<ScramCredential> {
+    let mut out = Vec::new();
+    for (mechanism, text) in raw {
+        match ScramCredential::parse(*mechanism, &text.value) {
+            Ok(c) => out.push(c),
+            Err(message) => issues.push(LoadIssue::new(
+                text.referenced.line(),
+                format!("{path}.{}", scram_key(*mechanism)),
+                message,
+            )),
+        }
+    }
+    out
+}
+
+/// The password-file key holding a mechanism's credential.
+pub(crate) fn scram_key(mechanism: Mechanism) -> &'static str {
+    match mechanism {
+        Mechanism::Sha256 => "scram_sha256",
+        Mechanism::Sha512 => "scram_sha512",
     }
 }
 
@@ -267,6 +304,8 @@ pub(super) struct RawUser {
     superuser: Option<bool>,
     groups: Option<Vec<String>>,
     attributes: Option<BTreeMap<String, String>>,
+    /// `scram_sha256` / `scram_sha512` as written.
+    pub(super) scram: Vec<(Mechanism, Spanned<String>)>,
     /// (line, key relative to the user, message).
     issues: Issues,
 }
@@ -383,6 +422,8 @@ impl<'de> Visitor<'de> for UserVisitor {
                 "superuser" => user.superuser.is_some(),
                 "groups" => user.groups.is_some(),
                 "attributes" => user.attributes.is_some(),
+                "scram_sha256" => user.scram.iter().any(|(m, _)| *m == Mechanism::Sha256),
+                "scram_sha512" => user.scram.iter().any(|(m, _)| *m == Mechanism::Sha512),
                 _ => false,
             };
             if duplicate {
@@ -398,11 +439,13 @@ impl<'de> Visitor<'de> for UserVisitor {
                 "superuser" => user.superuser = Some(map.next_value()?),
                 "groups" => user.groups = Some(map.next_value()?),
                 "attributes" => user.attributes = Some(map.next_value()?),
+                "scram_sha256" => user.scram.push((Mechanism::Sha256, map.next_value()?)),
+                "scram_sha512" => user.scram.push((Mechanism::Sha512, map.next_value()?)),
                 other => {
                     user.issues.push((
                         line,
                         other.to_string(),
-                        "unknown key (expected password_hash, superuser, groups, attributes)".into(),
+                        "unknown key (expected password_hash, scram_sha256, scram_sha512, superuser, groups, attributes)".into(),
                     ));
                     map.next_value::<IgnoredAny>()?;
                 }

@@ -30,9 +30,11 @@ use std::fmt;
 
 pub use file::{load_password_file, parse_mosquitto_passwd, parse_password_file, MAX_FILE_BYTES};
 pub use phc::{hash_password, HashPasswordError};
-pub use upsert::upsert_user;
+pub use upsert::{upsert_user, upsert_user_with_scram};
 
 use hash::PasswordHash;
+
+use super::scram::{self, ClientFirst, Mechanism, ScramCredential, ScramError, ServerFirst};
 
 /// One problem found while loading a password file. `line` is 1-based (0 when the problem
 /// concerns the whole file, e.g. it cannot be read); `key` names the setting, e.g.
@@ -87,6 +89,8 @@ pub struct UserEntry {
     pub groups: Vec<String>,
     pub attributes: BTreeMap<String, String>,
     hash: PasswordHash,
+    /// SCRAM credentials (`scram_sha256`, `scram_sha512`), at most one per mechanism.
+    scram: Vec<ScramCredential>,
 }
 
 impl UserEntry {
@@ -104,6 +108,7 @@ impl fmt::Debug for UserEntry {
             .field("groups", &self.groups)
             .field("attributes", &self.attributes)
             .field("hash", &self.hash)
+            .field("scram", &self.scram)
             .finish()
     }
 }
@@ -114,6 +119,11 @@ pub struct PasswordFile {
     users: HashMap<String, UserEntry>,
     /// Verified for unknown users so that their cost matches a typical entry (trap 6).
     dummy: PasswordHash,
+    /// Iteration count shown to unknown SCRAM users: the most common one in the file, so the
+    /// server-first message of an unknown user looks like a real one.
+    scram_fake_iterations: u32,
+    /// Whether any user has a SCRAM credential (the listener then offers SCRAM).
+    has_scram: bool,
 }
 
 #[cfg(test)]
@@ -127,7 +137,45 @@ impl PasswordFile {
     /// deterministic when two costs are equally common).
     pub(crate) fn from_entries(entries: Vec<(String, UserEntry)>) -> Self {
         let dummy = PasswordHash::dummy_for(entries.iter().map(|(_, entry)| &entry.hash));
-        PasswordFile { users: entries.into_iter().collect(), dummy }
+        let mut counts: HashMap<u32, usize> = HashMap::new();
+        for credential in entries.iter().flat_map(|(_, entry)| &entry.scram) {
+            *counts.entry(credential.iterations()).or_default() += 1;
+        }
+        let scram_fake_iterations = counts
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map_or(scram::MIN_ITERATIONS, |(iterations, _)| *iterations);
+        PasswordFile {
+            has_scram: !counts.is_empty(),
+            users: entries.into_iter().collect(),
+            dummy,
+            scram_fake_iterations,
+        }
+    }
+
+    /// Whether any user has SCRAM credentials.
+    pub fn has_scram(&self) -> bool {
+        self.has_scram
+    }
+
+    /// Starts a SCRAM exchange for the user named in `client_first`. Unknown users (and users
+    /// without a credential for this mechanism) get the same kind of server-first message built
+    /// from a fake credential, and fail at the proof check like a wrong password (trap 6).
+    pub fn scram_start(
+        &self,
+        mechanism: Mechanism,
+        client_first: ClientFirst,
+    ) -> Result<ServerFirst, ScramError> {
+        let credential = self
+            .users
+            .get(&client_first.username)
+            .and_then(|entry| entry.scram.iter().find(|c| c.mechanism() == mechanism));
+        ServerFirst::start(mechanism, client_first, credential, self.scram_fake_iterations)
+    }
+
+    /// The entry of a user whose SCRAM exchange succeeded (for groups, attributes, superuser).
+    pub fn scram_entry(&self, username: &str) -> Option<&UserEntry> {
+        self.users.get(username)
     }
 
     /// Number of users.

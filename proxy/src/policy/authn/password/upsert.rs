@@ -8,13 +8,26 @@
 
 use std::collections::BTreeSet;
 
-use super::file::{looks_like_mosquitto, read_yaml, RawDoc, RawHash};
+use super::file::{looks_like_mosquitto, read_yaml, scram_key, RawDoc, RawHash};
 use super::hash::PasswordHash;
+use crate::policy::authn::scram::ScramCredential;
 
 /// Add or replace a user in a YAML password file text, keeping the other entries (for
 /// `moat passwd FILE USER`). `password_hash` must be a supported hash string (normally from
 /// [`super::hash_password`]). Errors never quote the hash.
 pub fn upsert_user(text: &str, username: &str, password_hash: &str) -> Result<String, String> {
+    upsert_user_with_scram(text, username, password_hash, &[])
+}
+
+/// [`upsert_user`] that also writes SCRAM credentials (`scram_sha256`, `scram_sha512`). Any SCRAM
+/// credential the user had is removed first, always: it would otherwise keep the old password
+/// working over SCRAM.
+pub fn upsert_user_with_scram(
+    text: &str,
+    username: &str,
+    password_hash: &str,
+    scram: &[ScramCredential],
+) -> Result<String, String> {
     if username.is_empty() || username.chars().any(char::is_control) {
         return Err("username must be non-empty and free of control characters".into());
     }
@@ -27,8 +40,10 @@ pub fn upsert_user(text: &str, username: &str, password_hash: &str) -> Result<St
     let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let doc = read_yaml(text).map_err(|issues| describe("cannot edit", &issues))?;
     let old_users = usernames(&doc);
-    let edited = edit(text, &doc, username, password_hash, eol)?;
-    check(&edited, username, password_hash, &old_users)?;
+    let extra: Vec<String> =
+        scram.iter().map(|c| format!("{}: {}", scram_key(c.mechanism()), quote(&c.encode()))).collect();
+    let edited = edit(text, &doc, username, password_hash, &extra, eol)?;
+    check(&edited, username, password_hash, scram.len(), &old_users)?;
     Ok(edited)
 }
 
@@ -70,7 +85,14 @@ fn line_index(line: u64) -> Result<usize, String> {
     usize::try_from(line).ok().and_then(|l| l.checked_sub(1)).ok_or_else(|| "unknown position".into())
 }
 
-fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Result<String, String> {
+fn edit(
+    text: &str,
+    doc: &RawDoc,
+    username: &str,
+    hash: &str,
+    extra: &[String],
+    eol: &str,
+) -> Result<String, String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let Some(users) = &doc.users else {
         // No `users` key (an empty or comment-only file): append a fresh mapping.
@@ -83,6 +105,9 @@ fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Resu
             quote(username),
             quote(hash)
         ));
+        for line in extra {
+            out.push_str(&format!("    {line}{eol}"));
+        }
         return Ok(out);
     };
     let hash_line = format!("password_hash: {}", quote(hash));
@@ -104,7 +129,31 @@ fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Resu
         while lines.get(end).is_some_and(|l| !l.trim().is_empty() && indent_of(l).len() > indent.len()) {
             end += 1;
         }
-        lines.splice(index..end, [format!("{indent}{hash_line}")]);
+        let mut replacement = vec![format!("{indent}{hash_line}")];
+        replacement.extend(extra.iter().map(|l| format!("{indent}{l}")));
+        // The user's old SCRAM lines go (single-line scalars, as this function writes them).
+        let mut old_scram = Vec::new();
+        for (_, value) in &user.value.scram {
+            let at = line_index(value.referenced.line())?;
+            let line = lines.get(at).ok_or("scram position out of range")?;
+            if !line.trim_start().starts_with("scram_sha") {
+                return Err(format!(
+                    "the SCRAM entries of {username:?} are not in block style; edit them by hand"
+                ));
+            }
+            old_scram.push(at);
+        }
+        let mut edited = Vec::with_capacity(lines.len() + extra.len());
+        for (i, line) in lines.iter().enumerate() {
+            if i == index {
+                edited.extend(replacement.iter().cloned());
+            } else if (index + 1..end).contains(&i) || old_scram.contains(&i) {
+                continue;
+            } else {
+                edited.push(line.clone());
+            }
+        }
+        lines = edited;
     } else {
         let users_index = line_index(doc.users_key_line)?;
         let first_user = users.value.users.first();
@@ -116,10 +165,10 @@ fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Resu
                 if !matches!(rest, Some("") | Some("{}")) {
                     return Err("the users mapping is not in block style; edit it by hand".into());
                 }
-                lines.splice(
-                    users_index..=users_index,
-                    ["users:".to_string(), format!("  {}:", quote(username)), format!("    {hash_line}")],
-                );
+                let mut block =
+                    vec!["users:".to_string(), format!("  {}:", quote(username)), format!("    {hash_line}")];
+                block.extend(extra.iter().map(|l| format!("    {l}")));
+                lines.splice(users_index..=users_index, block);
             }
             Some((first_name, first_entry)) => {
                 let first_index = line_index(first_name.referenced.line())?;
@@ -144,10 +193,10 @@ fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Resu
                         last = i;
                     }
                 }
-                lines.splice(
-                    last + 1..last + 1,
-                    [format!("{user_indent}{}:", quote(username)), format!("{inner}{hash_line}")],
-                );
+                let mut block =
+                    vec![format!("{user_indent}{}:", quote(username)), format!("{inner}{hash_line}")];
+                block.extend(extra.iter().map(|l| format!("{inner}{l}")));
+                lines.splice(last + 1..last + 1, block);
             }
         }
     }
@@ -158,7 +207,13 @@ fn edit(text: &str, doc: &RawDoc, username: &str, hash: &str, eol: &str) -> Resu
 
 /// Re-parses the edited text: the user must carry exactly the new hash and nobody else may have
 /// appeared or disappeared.
-fn check(edited: &str, username: &str, hash: &str, old_users: &BTreeSet<String>) -> Result<(), String> {
+fn check(
+    edited: &str,
+    username: &str,
+    hash: &str,
+    scram_count: usize,
+    old_users: &BTreeSet<String>,
+) -> Result<(), String> {
     let doc = read_yaml(edited).map_err(|issues| describe("edit produced invalid YAML", &issues))?;
     let mut expected = old_users.clone();
     expected.insert(username.to_string());
@@ -170,8 +225,14 @@ fn check(edited: &str, username: &str, hash: &str, old_users: &BTreeSet<String>)
         .iter()
         .flat_map(|users| users.value.users.iter())
         .find(|(name, _)| name.value == username)
-        .and_then(|(_, user)| user.value.password_hash.as_ref())
-        .is_some_and(|h| matches!(&h.value, RawHash::Text(t) if t == hash));
+        .is_some_and(|(_, user)| {
+            user.value.scram.len() == scram_count
+                && user
+                    .value
+                    .password_hash
+                    .as_ref()
+                    .is_some_and(|h| matches!(&h.value, RawHash::Text(t) if t == hash))
+        });
     if written {
         Ok(())
     } else {

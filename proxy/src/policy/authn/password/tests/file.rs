@@ -483,3 +483,33 @@ fn alias_bombs_are_refused_quickly() {
     assert!(start.elapsed() < Duration::from_secs(60), "took {:?}", start.elapsed());
     assert!(found.iter().any(|i| i.message.contains("limits")), "{found:?}");
 }
+
+#[test]
+fn scram_credentials_load_and_bad_ones_name_line_and_key() {
+    use crate::policy::authn::scram::{Mechanism, ScramCredential};
+    let good256 = ScramCredential::derive(Mechanism::Sha256, b"pw", &[1u8; 16], 4096).encode();
+    let good512 = ScramCredential::derive(Mechanism::Sha512, b"pw", &[2u8; 16], 4096).encode();
+    let text = format!(
+        "users:\n  alice:\n    password_hash: \"{KAT}\"\n    scram_sha256: \"{good256}\"\n    scram_sha512: \"{good512}\"\n"
+    );
+    let file = parse_password_file(&text).expect("loads");
+    assert!(file.has_scram());
+    let plain =
+        parse_password_file(&format!("users:\n  bob:\n    password_hash: \"{KAT}\"\n")).expect("loads");
+    assert!(!plain.has_scram());
+
+    let low = ScramCredential::derive(Mechanism::Sha256, b"pw", &[1u8; 16], 4096)
+        .encode()
+        .replacen("4096:", "1000:", 1);
+    let short_salt = format!("4096:AAAA:{}", good256.splitn(3, ':').nth(2).unwrap_or(""));
+    let text = format!(
+        "users:\n  alice:\n    password_hash: \"{KAT}\"\n    scram_sha256: \"{low}\"\n    scram_sha512: \"{good256}\"\n  bob:\n    password_hash: \"{KAT}\"\n    scram_sha256: \"{short_salt}\"\n    scram_sha256: \"{good256}\"\n"
+    );
+    let found = issues(&text);
+    assert!(has_issue(&found, 4, "users.alice.scram_sha256", "out of range 4096"), "{found:?}");
+    assert!(has_issue(&found, 5, "users.alice.scram_sha512", "64 bytes"), "{found:?}");
+    assert!(has_issue(&found, 8, "users.bob.scram_sha256", "salt must be"), "{found:?}");
+    assert!(has_issue(&found, 9, "users.bob.scram_sha256", "duplicate"), "{found:?}");
+    let stored = good256.split(':').nth(2).unwrap_or("x");
+    assert!(found.iter().all(|i| !i.message.contains(stored) && !i.key.contains(stored)));
+}
