@@ -588,4 +588,93 @@ mod tests {
         let i = issue("state:\n  backend: redis\n  redis:\n    url: \"redis://x\"\n    colour: red\n", d);
         assert_eq!((i.line, i.key.as_str()), (12, "colour"));
     }
+
+    #[test]
+    fn sentinel_cluster_and_fleet_limits() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        std::fs::write(d.join("spass"), "sentinel-s3cret\n").expect("write");
+        let c = load(
+            "state:\n  backend: redis\n  redis:\n    sentinel:\n      master_name: mymaster\n      addresses: [\"10.0.0.1:26379\", \"redis://10.0.0.2:26379\"]\n      password_file: spass\n",
+            d,
+        )
+        .expect("valid");
+        let StateBackend::Redis(r) = c.state else { panic!("not redis") };
+        let RedisTopology::Sentinel { master_name, addresses, password, .. } = &r.topology else {
+            panic!("not sentinel: {:?}", r.topology)
+        };
+        assert_eq!(master_name, "mymaster");
+        assert_eq!(addresses, &["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"]);
+        assert_eq!(password, &Some(Secret("sentinel-s3cret".into())));
+        assert!(!format!("{r:?}").contains("s3cret"));
+        assert_eq!(r.messages_per_user, None);
+        let c = load(
+            "state:\n  backend: redis\n  redis:\n    cluster:\n      nodes: [\"rediss://a:7000\", \"rediss://b:7001\"]\n  fleet_limits:\n    messages_per_user: \"20/s, burst 40\"\n",
+            d,
+        )
+        .expect("valid");
+        let StateBackend::Redis(r) = c.state else { panic!("not redis") };
+        assert_eq!(r.topology.as_str(), "cluster");
+        assert!(r.topology.tls());
+        let m = r.messages_per_user.expect("fleet rate");
+        assert_eq!((m.rate, m.burst, m.flush_interval), (20.0, 40.0, DEFAULT_FLUSH_INTERVAL));
+    }
+
+    #[test]
+    fn sentinel_cluster_and_fleet_limit_errors_name_line_and_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        let r = "state:\n  backend: redis\n  redis:\n";
+        let i = issue(&format!("{r}    url: \"redis://x\"\n    cluster:\n      nodes: [\"a:1\"]\n"), d);
+        assert_eq!((i.line, i.key.as_str()), (13, "state.redis"));
+        assert!(i.message.contains("exactly one of `url`, `sentinel` or `cluster`"), "{i:?}");
+        let i = issue(&format!("{r}    key_prefix: \"k:\"\n"), d);
+        assert_eq!((i.line, i.key.as_str()), (9, "state.redis"));
+        let i = issue(&format!("{r}    cluster:\n      nodes: []\n"), d);
+        assert_eq!((i.line, i.key.as_str()), (12, "state.redis.cluster.nodes"));
+        assert!(i.message.contains("1 to 64"), "{i:?}");
+        let i = issue(
+            &format!("{r}    cluster:\n      nodes:\n        - \"a:1\"\n        - \"http://b:2\"\n"),
+            d,
+        );
+        assert_eq!((i.line, i.key.as_str()), (14, "state.redis.cluster.nodes"));
+        assert!(i.message.contains("redis:// or rediss://"), "{i:?}");
+        let i = issue(&format!("{r}    cluster:\n      nodes: [\"redis://a:1\", \"rediss://b:2\"]\n"), d);
+        assert!(i.message.contains("same scheme"), "{i:?}");
+        let i = issue(
+            &format!("{r}    sentinel:\n      master_name: m\n      addresses: [\"u:hunter2@h:1\"]\n"),
+            d,
+        );
+        assert_eq!((i.line, i.key.as_str()), (13, "state.redis.sentinel.addresses"));
+        assert!(!i.message.contains("hunter2") && i.message.contains("credentials"), "{i:?}");
+        let i =
+            issue(&format!("{r}    sentinel:\n      master_name: \"a b\"\n      addresses: [\"h:1\"]\n"), d);
+        assert_eq!((i.line, i.key.as_str()), (12, "state.redis.sentinel.master_name"));
+        let i = issue(
+            &format!("{r}    sentinel:\n      master_name: m\n      addresses: [\"h:1\"]\n      password_file: nope\n"),
+            d,
+        );
+        assert_eq!((i.line, i.key.as_str()), (14, "state.redis.sentinel.password_file"));
+        let i = issue(&format!("{r}    sentinel:\n      master_name: m\n"), d);
+        assert!(i.message.contains("addresses"), "{i:?}");
+        let i = issue(&format!("{r}    cluster:\n      nodes: [\"h:1\"]\n    ca_file: x\n"), d);
+        assert_eq!((i.line, i.key.as_str()), (13, "state.redis.ca_file"));
+        let u = "    url: \"redis://x\"\n";
+        let i = issue(&format!("{r}{u}  fleet_limits:\n    messages_per_user: \"fast\"\n"), d);
+        assert_eq!((i.line, i.key.as_str()), (13, "state.fleet_limits.messages_per_user"));
+        let i = issue(&format!("{r}{u}  fleet_limits:\n    messages_per_user: infinity\n"), d);
+        assert_eq!(i.key, "state.fleet_limits.messages_per_user");
+        assert!(i.message.contains("finite"), "{i:?}");
+        let i = issue(
+            &format!("{r}{u}  fleet_limits:\n    messages_per_user: \"10/s\"\n    flush_interval: 1ms\n"),
+            d,
+        );
+        assert_eq!((i.line, i.key.as_str()), (14, "state.fleet_limits.flush_interval"));
+        let i = issue("state:\n  fleet_limits:\n    messages_per_user: \"10/s\"\n", d);
+        assert_eq!(i.key, "state.fleet_limits");
+        assert!(i.message.contains("backend: redis"), "{i:?}");
+        let i =
+            issue(&format!("{r}{u}  fleet_limits:\n    messages_per_user: \"10/s\"\n    colour: red\n"), d);
+        assert_eq!((i.line, i.key.as_str()), (14, "colour"));
+    }
 }
