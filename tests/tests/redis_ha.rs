@@ -346,3 +346,84 @@ async fn acceptance_rate_sentinel_and_cluster_vs_standalone_and_embedded() {
         );
     }
 }
+
+async fn metric(port: u16, name: &str) -> Option<f64> {
+    let r = call(port, "GET", "/metrics", None).await;
+    r.body
+        .lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// A cluster node killed: the cluster stops serving, moat keeps the last known bans, applies
+/// fail_mode closed and says so (metric, readiness); the node back: moat recovers by itself and
+/// bans propagate again.
+#[tokio::test]
+async fn cluster_outage_keeps_last_bans_and_recovers() {
+    let mut cluster = Cluster::start().await;
+    let dir = PolicyDir::new();
+    let opts = replica(&dir, &cluster.config(), &unique("clout"), "    fail_mode: closed\n", "");
+    let env = Env::start_with(opts.clone()).await;
+    let b = another(&env, opts).await;
+    let banned = unique("banned");
+    ban(env.moat.admin_port, &banned).await;
+    assert!(
+        eventually(WAIT, || async {
+            call(b.admin_port, "GET", "/api/v1/bans", None).await.body.contains(&banned)
+        })
+        .await
+    );
+    // Every node holds slots and there are no replicas: one node down stops the whole cluster.
+    for n in &mut cluster.nodes {
+        n.stop();
+    }
+    assert!(
+        eventually(WAIT, || async {
+            metric(b.admin_port, "moat_state_backend_up").await == Some(0.0)
+                && request(b.admin_port, "GET", "/readyz", None, None).await.is_ok_and(|r| r.status == 503)
+        })
+        .await,
+        "replica B did not notice the cluster outage"
+    );
+    let (_x, code) = connect(&env, b.port, Version::V5, &banned).await;
+    assert_eq!(code, Some(0x8A), "last known ban not enforced during the outage");
+    let (_y, code) = connect(&env, b.port, Version::V5, &unique("fresh")).await;
+    assert_eq!(code, Some(0x88), "fail_mode closed admitted a client during the outage");
+    // The nodes come back with their cluster configuration (but without data).
+    for n in &mut cluster.nodes {
+        n.restart().await;
+    }
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            request(b.admin_port, "GET", "/readyz", None, None).await.is_ok_and(|r| r.status == 200)
+                && request(env.moat.admin_port, "GET", "/readyz", None, None)
+                    .await
+                    .is_ok_and(|r| r.status == 200)
+        })
+        .await,
+        "replicas did not recover after the cluster came back:\n{}",
+        b.logs()
+    );
+    // Bans propagate again (a new ban needs the cluster to accept writes).
+    let again = eventually(WAIT, || async {
+        let id = unique("after");
+        let mut on_b = connected(&env, b.port, Version::V5, &id).await;
+        if call(
+            env.moat.admin_port,
+            "POST",
+            "/api/v1/bans",
+            Some(&format!(r#"{{"kind":"clientid","who":"{id}"}}"#)),
+        )
+        .await
+        .status
+            != 201
+        {
+            return false;
+        }
+        on_b.read_until_closed(Duration::from_secs(2))
+            .await
+            .is_ok_and(|c| c.disconnect_reason() == Some(0x98))
+    })
+    .await;
+    assert!(again, "bans do not propagate after the cluster recovered:\n{}", env.moat.logs());
+}
