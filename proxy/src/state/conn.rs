@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -23,6 +23,9 @@ use redis::{Client, Cmd, IntoConnectionInfo as _, RedisError, RedisFuture, Redis
 use tracing::info;
 
 use crate::config::{RedisConfig, RedisTopology};
+
+/// After a failed Sentinel lookup, commands fail at once for this long instead of asking again.
+const LOOKUP_BACKOFF: Duration = Duration::from_millis(250);
 
 fn timed_out() -> RedisError {
     RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))
@@ -106,7 +109,7 @@ impl Conn {
                     }
                 }
                 Backend::Sentinel(SentinelRouter {
-                    sentinel: tokio::sync::Mutex::new(b.build()?),
+                    sentinel: tokio::sync::Mutex::new((b.build()?, None)),
                     master: Mutex::new(None),
                     cfg: cfg.clone(),
                 })
@@ -173,8 +176,9 @@ struct Master {
 }
 
 struct SentinelRouter {
-    /// The Sentinel client needs `&mut` and keeps connections to the Sentinels.
-    sentinel: tokio::sync::Mutex<SentinelClient>,
+    /// The Sentinel client needs `&mut` and keeps connections to the Sentinels; with it, when
+    /// the last lookup failed.
+    sentinel: tokio::sync::Mutex<(SentinelClient, Option<Instant>)>,
     master: Mutex<Option<Arc<Master>>>,
     cfg: RedisConfig,
 }
@@ -184,19 +188,39 @@ impl SentinelRouter {
         self.master.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The known master, else one lookup. Callers that queued behind a lookup take its result,
+    /// and within [`LOOKUP_BACKOFF`] of a failed one fail at once: a connection storm during a
+    /// failover must not line up behind one slow lookup after another.
     async fn master(&self) -> RedisResult<Arc<Master>> {
-        match self.current() {
-            Some(m) => Ok(m),
-            None => self.resolve().await.map(|(m, _)| m),
+        if let Some(m) = self.current() {
+            return Ok(m);
         }
+        let guard = self.sentinel.lock().await;
+        if let Some(m) = self.current() {
+            return Ok(m);
+        }
+        if guard.1.is_some_and(|t| t.elapsed() < LOOKUP_BACKOFF) {
+            return Err(RedisError::from((redis::ErrorKind::Io, "no master known (sentinel lookup failed)")));
+        }
+        self.lookup(guard).await.map(|(m, _)| m)
     }
 
-    /// Asks the Sentinels (one lookup at a time) and switches to the master they name.
+    /// Asks the Sentinels and switches to the master they name; true if it changed.
     async fn resolve(&self) -> RedisResult<(Arc<Master>, bool)> {
-        let mut sentinel = self.sentinel.lock().await;
-        let client = tokio::time::timeout(self.cfg.timeout.saturating_mul(2), sentinel.async_get_client())
+        let guard = self.sentinel.lock().await;
+        self.lookup(guard).await
+    }
+
+    async fn lookup(
+        &self,
+        mut guard: tokio::sync::MutexGuard<'_, (SentinelClient, Option<Instant>)>,
+    ) -> RedisResult<(Arc<Master>, bool)> {
+        let found = tokio::time::timeout(self.cfg.timeout.saturating_mul(2), guard.0.async_get_client())
             .await
-            .map_err(|_| timed_out())??;
+            .map_err(|_| timed_out())
+            .and_then(|r| r);
+        guard.1 = found.is_err().then(Instant::now);
+        let client = found?;
         let addr = client.get_connection_info().addr().to_string();
         if let Some(m) = self.current() {
             if m.addr == addr {

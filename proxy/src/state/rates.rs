@@ -206,3 +206,46 @@ fn whole(x: f64) -> i64 {
         x.floor() as i64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(allowance: i64) -> UserRate {
+        UserRate {
+            allowance: AtomicI64::new(allowance),
+            pending: AtomicU64::new(0),
+            retry: Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn take_spends_the_allowance_then_asks_to_wait_until_the_next_flush() {
+        let u = user(2);
+        assert_eq!(u.take(), Ok(()));
+        assert_eq!(u.take(), Ok(()));
+        assert_eq!(u.take(), Err(Duration::from_millis(100)));
+        assert_eq!(u.take(), Err(Duration::from_millis(100)), "a refused take leaves nothing behind");
+        assert_eq!(u.pending.load(Ordering::Relaxed), 2, "only admitted messages are reported");
+        assert_eq!(u.allowance.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_debt_blocks_and_a_refund_gives_the_token_back() {
+        let u = user(-3);
+        assert!(u.take().is_err(), "a fleet in debt admits nothing");
+        assert_eq!(u.allowance.load(Ordering::Relaxed), -3);
+        let u = user(1);
+        assert_eq!(u.take(), Ok(()));
+        u.refund();
+        assert_eq!((u.allowance.load(Ordering::Relaxed), u.pending.load(Ordering::Relaxed)), (1, 0));
+        u.refund();
+        assert_eq!(u.pending.load(Ordering::Relaxed), 0, "pending never wraps below zero");
+    }
+
+    #[test]
+    fn whole_tokens_round_down_and_saturate() {
+        assert_eq!(whole(5.9), 5);
+        assert_eq!(whole(1e300), i64::MAX);
+    }
+}
