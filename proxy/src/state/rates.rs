@@ -13,7 +13,8 @@
 //! (≤ `(replicas − 1) × burst` in a spike; about `(replicas − 1) × rate × flush_interval` once the
 //! bucket is drained, since then each flush grants only the refill). The excess is taken from the
 //! bucket as debt (tokens go negative), so over a longer period the fleet stays at `rate`. A user
-//! new on a replica starts with a full allowance until its first flush. While Redis is down each
+//! new on a replica waits for the first flush (≤ `flush_interval`) before its first message is
+//! relayed, so reconnecting resets nothing. While Redis is down each
 //! replica enforces the same rate and burst alone (fleet total ≤ replicas × rate).
 
 use std::collections::HashMap;
@@ -108,7 +109,9 @@ impl FleetRates {
             return u;
         }
         let u = Arc::new(UserRate {
-            allowance: AtomicI64::new(whole(self.spec.burst)),
+            // Nothing until the first flush says what the fleet has left: a fresh handle with a
+            // full burst would let a user reset its allowance by reconnecting.
+            allowance: AtomicI64::new(0),
             pending: AtomicU64::new(0),
             retry: self.spec.flush_interval,
         });
