@@ -41,6 +41,7 @@ pub struct Server {
     admin: TcpListener,
     admin_tls: Option<Arc<rustls::ServerConfig>>,
     fleet: Option<crate::state::RedisFleet>,
+    fleet_rates: Option<Arc<crate::state::FleetRates>>,
 }
 
 impl Server {
@@ -84,6 +85,9 @@ impl Server {
             }
             _ => None,
         };
+        let fleet_rates = redis.as_ref().and_then(|state| {
+            state.cfg.messages_per_user.map(|spec| crate::state::FleetRates::new(state.clone(), spec))
+        });
         let conn_limits =
             ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
         let mut listeners = Vec::new();
@@ -121,6 +125,7 @@ impl Server {
             },
             overload,
             fleet: fleet.clone().map(|f| Arc::new(f) as Arc<dyn crate::policy::fleet::FleetChecks>),
+            fleet_rates: fleet_rates.clone(),
         });
         let admin_tls = match &config.admin.tls {
             Some((cert, key)) => Some(admin::tls::server_config(cert, key).map_err(ServerError::AdminTls)?),
@@ -134,7 +139,7 @@ impl Server {
         runtime.must_staple =
             listeners.iter().filter_map(|l| l.tls_state()?.stapler()).filter(|s| s.must_staple()).collect();
         let runtime = Arc::new(runtime);
-        Ok(Self { runtime, listeners, admin, admin_tls, fleet })
+        Ok(Self { runtime, listeners, admin, admin_tls, fleet, fleet_rates })
     }
 
     /// The shared state the admin API and signal handlers act on.
@@ -192,6 +197,9 @@ impl Server {
         }
         if let Some(fleet) = self.fleet {
             shared_tasks.push(tokio::spawn(fleet.renew_leases()));
+        }
+        if let Some(rates) = self.fleet_rates {
+            shared_tasks.push(tokio::spawn(rates.run()));
         }
         info!("moat ready");
         stop.await;

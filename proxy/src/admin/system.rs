@@ -128,7 +128,30 @@ fn view(c: &Config) -> Value {
             crate::config::StateBackend::Embedded => json!({ "backend": "embedded" }),
             crate::config::StateBackend::Redis(r) => json!({
                 "backend": "redis",
-                "url": r.url,
+                "topology": r.topology.as_str(),
+                // URLs and addresses never hold credentials (refused at validation).
+                "url": match &r.topology {
+                    crate::config::RedisTopology::Standalone { url } => Some(url),
+                    _ => None,
+                },
+                "sentinel": match &r.topology {
+                    crate::config::RedisTopology::Sentinel { master_name, addresses, username, password } => json!({
+                        "master_name": master_name,
+                        "addresses": addresses,
+                        "username_set": username.is_some(),
+                        "password_set": password.is_some(),
+                    }),
+                    _ => serde_json::Value::Null,
+                },
+                "cluster_nodes": match &r.topology {
+                    crate::config::RedisTopology::Cluster { nodes } => Some(nodes),
+                    _ => None,
+                },
+                "fleet_messages_per_user": r.messages_per_user.map(|m| json!({
+                    "rate_per_second": m.rate,
+                    "burst": m.burst,
+                    "flush_interval_seconds": m.flush_interval.as_secs_f64(),
+                })),
                 "key_prefix": r.key_prefix,
                 "timeout_seconds": r.timeout.as_secs_f64(),
                 "username_set": r.username.is_some(),

@@ -21,7 +21,7 @@ use std::path::Path;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigIssue};
 pub use model::*;
-pub use state::{FailMode, RedisConfig, Secret, StateBackend};
+pub use state::{FailMode, FleetMessageRate, RedisConfig, RedisTopology, Secret, StateBackend};
 
 use error::Issues;
 

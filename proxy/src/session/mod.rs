@@ -48,6 +48,8 @@ pub struct Context {
     pub overload: Option<Arc<crate::transport::overload::Overload>>,
     /// Checks against state shared by replicas (`state.backend: redis`); `None` when embedded.
     pub fleet: Option<Arc<dyn crate::policy::fleet::FleetChecks>>,
+    /// Fleet-wide PUBLISH rate per username (`state.fleet_limits`); `None` when not set.
+    pub fleet_rates: Option<Arc<crate::state::FleetRates>>,
 }
 
 impl Context {

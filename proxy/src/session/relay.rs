@@ -112,6 +112,8 @@ pub(crate) struct Relay {
     pub(super) connack_seen: bool,
     /// PUBLISH rate limits (connection, listener, node levels) for this connection.
     traffic: Option<(TrafficLimiter, ConnBuckets)>,
+    /// This user's fleet-wide PUBLISH rate (`state.fleet_limits`), when configured.
+    fleet_rate: Option<Arc<crate::state::UserRate>>,
     /// A PUBLISH that waits for a token, processed before anything else is read.
     held: Option<Frame>,
     /// Until when moat stops reading from the client (rate limit backpressure).
@@ -143,6 +145,8 @@ impl Relay {
         policy_changes: watch::Receiver<u64>,
     ) -> Self {
         let traffic = ctx.traffic_for(&session.peer.listener).map(|plan| plan.session());
+        let fleet_rate =
+            ctx.fleet_rates.as_ref().and_then(|f| session.identity.username.as_deref().map(|u| f.user(u)));
         let mut outbound_aliases = AliasMap::default();
         outbound_aliases.set_max(client_alias_max);
         Self {
@@ -155,6 +159,7 @@ impl Relay {
             denied_inbound_qos2: DeniedQos2::default(),
             denied_outbound_qos2: DeniedQos2::default(),
             traffic,
+            fleet_rate,
             pending_subacks: PendingSubacks::default(),
             assigned_client_id: None,
             connack_seen: false,
@@ -436,9 +441,20 @@ impl Relay {
                 },
             };
             if frame.packet_type() == PacketType::Publish {
+                // The fleet-wide rate first: an atomic, never a Redis round trip (state/rates.rs).
+                if let Some(fleet) = &self.fleet_rate {
+                    if let Err(wait) = fleet.take() {
+                        self.held = Some(frame);
+                        self.throttled_until = Some(Instant::now() + wait);
+                        return None;
+                    }
+                }
                 if let Some((limiter, conn)) = self.traffic.as_mut() {
                     let now = Instant::now();
                     if let Err(wait) = limiter.take_message(conn, frame.len() as f64, now) {
+                        if let Some(fleet) = &self.fleet_rate {
+                            fleet.refund();
+                        }
                         // Backpressure, not loss: keep the PUBLISH and stop reading until tokens
                         // are due at every level. A wait of Duration::MAX cannot happen: message
                         // bursts are ≥ 1 and byte bursts ≥ max_packet_size (`traffic.rs`).

@@ -4,6 +4,10 @@
 //! heals at the next resync. Expiry: each ban carries `expires_at` and stops applying at that
 //! instant on every replica (the ban set checks it on lookup); the sync task deletes expired
 //! entries from the hash so it does not grow.
+//!
+//! Writes are Lua scripts on the one hash key (update, then publish), atomic on a single server
+//! and on a cluster alike (a `MULTI` pipeline would not be routed as one unit by a cluster
+//! client). A PUBLISH on any cluster node reaches the subscribers on every node.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,14 +32,42 @@ fn field(kind: BanKind, who: &str) -> String {
     format!("{}|{who}", kind.as_str())
 }
 
+/// KEYS[1] hash; ARGV[1] field, ARGV[2] ban JSON, ARGV[3] channel.
+const PUT_SCRIPT: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], 'put')
+return 1
+";
+
+/// KEYS[1] hash; ARGV[1] field, ARGV[2] channel. Returns how many entries went.
+const DELETE_SCRIPT: &str = r"
+local n = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], 'delete')
+return n
+";
+
+/// KEYS[1] hash; ARGV[1] channel. Returns how many entries went.
+const CLEAR_SCRIPT: &str = r"
+local n = redis.call('HLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], 'clear')
+return n
+";
+
 /// [`SharedBanStore`] on Redis.
 pub struct RedisBans {
     state: Arc<RedisState>,
+    scripts: Arc<[redis::Script; 3]>,
 }
 
 impl RedisBans {
     pub fn new(state: Arc<RedisState>) -> Self {
-        Self { state }
+        let scripts = Arc::new([
+            redis::Script::new(PUT_SCRIPT),
+            redis::Script::new(DELETE_SCRIPT),
+            redis::Script::new(CLEAR_SCRIPT),
+        ]);
+        Self { state, scripts }
     }
 }
 
@@ -46,16 +78,16 @@ fn unavailable(e: &redis::RedisError) -> SharedBanError {
 impl SharedBanStore for RedisBans {
     fn put(&self, ban: Ban) -> BoxFuture<Result<(), SharedBanError>> {
         let state = self.state.clone();
+        let scripts = self.scripts.clone();
         Box::pin(async move {
             let json = serde_json::to_string(&ban).map_err(|e| SharedBanError(e.to_string()))?;
             let mut conn = state.conn.clone();
-            let r: redis::RedisResult<()> = redis::pipe()
-                .atomic()
-                .hset(state.key("bans"), field(ban.kind, &ban.who), json)
-                .ignore()
-                .publish(state.key("bans:changed"), "put")
-                .ignore()
-                .query_async(&mut conn)
+            let r: redis::RedisResult<()> = scripts[0]
+                .key(state.key("bans"))
+                .arg(field(ban.kind, &ban.who))
+                .arg(json)
+                .arg(state.key("bans:changed"))
+                .invoke_async(&mut conn)
                 .await;
             state.outcome("bans_write", &r);
             r.map_err(|e| unavailable(&e))
@@ -64,35 +96,32 @@ impl SharedBanStore for RedisBans {
 
     fn delete(&self, kind: BanKind, who: String) -> BoxFuture<Result<bool, SharedBanError>> {
         let state = self.state.clone();
+        let scripts = self.scripts.clone();
         Box::pin(async move {
             let mut conn = state.conn.clone();
-            let r: redis::RedisResult<(u64,)> = redis::pipe()
-                .atomic()
-                .hdel(state.key("bans"), field(kind, &who))
-                .publish(state.key("bans:changed"), "delete")
-                .ignore()
-                .query_async(&mut conn)
+            let r: redis::RedisResult<u64> = scripts[1]
+                .key(state.key("bans"))
+                .arg(field(kind, &who))
+                .arg(state.key("bans:changed"))
+                .invoke_async(&mut conn)
                 .await;
             state.outcome("bans_write", &r);
-            r.map(|(n,)| n > 0).map_err(|e| unavailable(&e))
+            r.map(|n| n > 0).map_err(|e| unavailable(&e))
         })
     }
 
     fn clear(&self) -> BoxFuture<Result<usize, SharedBanError>> {
         let state = self.state.clone();
+        let scripts = self.scripts.clone();
         Box::pin(async move {
             let mut conn = state.conn.clone();
-            let r: redis::RedisResult<(usize,)> = redis::pipe()
-                .atomic()
-                .hlen(state.key("bans"))
-                .del(state.key("bans"))
-                .ignore()
-                .publish(state.key("bans:changed"), "clear")
-                .ignore()
-                .query_async(&mut conn)
+            let r: redis::RedisResult<usize> = scripts[2]
+                .key(state.key("bans"))
+                .arg(state.key("bans:changed"))
+                .invoke_async(&mut conn)
                 .await;
             state.outcome("bans_write", &r);
-            r.map(|(n,)| n).map_err(|e| unavailable(&e))
+            r.map_err(|e| unavailable(&e))
         })
     }
 }
@@ -164,7 +193,7 @@ pub async fn run_ban_sync(
     let channel = state.key("bans:changed");
     loop {
         let pubsub = tokio::time::timeout(state.cfg.timeout, async {
-            let mut p = state.client.get_async_pubsub().await?;
+            let mut p = state.conn.pubsub_client().await?.get_async_pubsub().await?;
             p.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(p)
         })
@@ -209,7 +238,15 @@ pub async fn run_ban_sync(
                         }
                     }
                 }
-                _ = tick.tick() => {}
+                _ = tick.tick() => {
+                    // Sentinel: a failover moves the master; subscribe again on the new one.
+                    if let Ok(true) = state.conn.refresh().await {
+                        if resync(&state, &live).await {
+                            on_change();
+                        }
+                        break;
+                    }
+                }
             }
             if resync(&state, &live).await {
                 on_change();

@@ -253,11 +253,25 @@ impl Inner {
             tick.tick().await;
             let held: Vec<(String, String)> =
                 self.held.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
-            // Bounded batches keep each script call short.
-            for chunk in held.chunks(500) {
+            // Bounded batches keep each script call short; on a cluster one key per call, since
+            // the keys of one script must share a slot.
+            let batches: Vec<Vec<(String, String)>> = if self.state.is_cluster() {
+                let mut by_key: std::collections::BTreeMap<String, Vec<(String, String)>> =
+                    std::collections::BTreeMap::new();
+                for s in held {
+                    by_key.entry(s.0.clone()).or_default().push(s);
+                }
+                by_key
+                    .into_values()
+                    .flat_map(|v| v.chunks(500).map(<[_]>::to_vec).collect::<Vec<_>>())
+                    .collect()
+            } else {
+                held.chunks(500).map(<[_]>::to_vec).collect()
+            };
+            for chunk in batches {
                 let mut inv = self.renew.prepare_invoke();
                 inv.arg(LEASE.as_millis() as u64);
-                for (key, member) in chunk {
+                for (key, member) in &chunk {
                     inv.key(key).arg(member);
                 }
                 let mut conn = self.state.conn.clone();
@@ -294,15 +308,18 @@ impl Drop for Slots {
             return;
         };
         rt.spawn(async move {
-            let mut pipe = redis::pipe();
+            // One command per key: on a cluster the keys live on different nodes.
             for (key, member) in &slots {
-                pipe.zrem(key, member).ignore();
+                let mut conn = state.conn.clone();
+                // If this fails the lease lapses on its own.
+                let r: redis::RedisResult<()> = tokio::time::timeout(
+                    state.cfg.timeout,
+                    redis::cmd("ZREM").arg(key).arg(member).query_async(&mut conn),
+                )
+                .await
+                .unwrap_or(Ok(()));
+                state.outcome("connections", &r);
             }
-            let mut conn = state.conn.clone();
-            // If this fails the lease lapses on its own.
-            let r: redis::RedisResult<()> =
-                tokio::time::timeout(state.cfg.timeout, pipe.query_async(&mut conn)).await.unwrap_or(Ok(()));
-            state.outcome("connections", &r);
         });
     }
 }

@@ -7,21 +7,27 @@
 //! admitted or refused per `fail_mode`, `moat_state_backend_up` is 0 and `/readyz` says degraded.
 //! The connection manager and the ban sync task reconnect by themselves.
 //!
+//! Deployments (`conn.rs`): one server, a master found through Sentinel, or a Cluster. Every
+//! script and command touches exactly one key, so each runs on one slot of a cluster; the ban
+//! list is one hash, so a full resync is one `HGETALL` on one node (no `KEYS`/`SCAN`).
+//!
 //! Key layout (all under `key_prefix`):
 //! - `bans` (hash): `kind|who` → the ban as JSON; `bans:changed` (channel): a change was made.
 //! - `flap:cid:<sha256>` / `flap:ip:<addr>` (counters with the window as TTL).
 //! - `conn:cid:<sha256>` / `conn:user:<sha256>` (sorted sets): one member per live session,
 //!   scored by the time its lease ends, so a crashed replica's sessions stop counting by
 //!   themselves.
+//! - `rate:user:<sha256>` (hash): the fleet-wide PUBLISH token bucket of one username
+//!   (`state.fleet_limits`, see `rates.rs`).
 
 mod bans;
+mod conn;
 mod fleet;
+mod rates;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::IntoConnectionInfo as _;
 use sha2::{Digest as _, Sha256};
 use tracing::{info, warn};
 
@@ -29,7 +35,9 @@ use crate::config::{FailMode, RedisConfig};
 use crate::metrics::Metrics;
 
 pub use bans::{initial_sync, run_ban_sync, RedisBans};
+pub(crate) use conn::Conn;
 pub use fleet::RedisFleet;
+pub use rates::{FleetRates, UserRate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -42,10 +50,9 @@ const UNKNOWN: u8 = 0;
 const UP: u8 = 1;
 const DOWN: u8 = 2;
 
-/// One Redis, shared by the ban store, the sync task and the fleet checks.
+/// One Redis deployment, shared by the ban store, the sync task and the fleet checks.
 pub struct RedisState {
-    pub(crate) client: redis::Client,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
     pub(crate) cfg: RedisConfig,
     /// [`UNKNOWN`], [`UP`] or [`DOWN`]: logs happen on transitions only.
     health: AtomicU8,
@@ -58,40 +65,21 @@ impl RedisState {
     /// Prepares the client; does not wait for Redis (moat starts degraded if it is down and
     /// catches up when it comes back).
     pub fn new(cfg: RedisConfig, metrics: Arc<Metrics>) -> Result<Arc<Self>, StateError> {
-        let mut info =
-            cfg.url.as_str().into_connection_info().map_err(|e| StateError::Redis(e.kind_text()))?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(u) = &cfg.username {
-            settings = settings.set_username(&u.0);
-        }
-        if let Some(p) = &cfg.password {
-            settings = settings.set_password(&p.0);
-        }
-        info = info.set_redis_settings(settings);
-        let client = match &cfg.ca_pem {
-            Some(pem) => redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
-            ),
-            None => redis::Client::open(info),
-        }
-        .map_err(|e| StateError::Redis(e.kind_text()))?;
-        let manager_cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(cfg.timeout))
-            .set_response_timeout(Some(cfg.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(std::time::Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_cfg)
-            .map_err(|e| StateError::Redis(e.kind_text()))?;
+        let conn = Conn::new(&cfg).map_err(|e| StateError::Redis(e.kind_text()))?;
         let mut bytes = [0u8; 8];
         let _ = getrandom::getrandom(&mut bytes);
         let replica = hex::encode(bytes);
         metrics.state.up.set(0);
-        Ok(Arc::new(Self { client, conn, cfg, health: AtomicU8::new(UNKNOWN), metrics, replica }))
+        Ok(Arc::new(Self { conn, cfg, health: AtomicU8::new(UNKNOWN), metrics, replica }))
     }
 
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.cfg.key_prefix)
+    }
+
+    /// True for a Redis Cluster: commands on several keys must then be split by key.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.cfg.topology, crate::config::RedisTopology::Cluster { .. })
     }
 
     pub fn fail_mode(&self) -> FailMode {
