@@ -7,6 +7,7 @@ mod error;
 mod model;
 mod overload;
 mod policies;
+mod psk;
 mod quotas;
 mod rates;
 mod raw;
@@ -19,6 +20,7 @@ use std::path::Path;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigIssue};
 pub use model::*;
+pub use psk::{PskConfig, PskIdentities, PskKey};
 pub use state::{FailMode, RedisConfig, Secret, StateBackend};
 
 use error::Issues;

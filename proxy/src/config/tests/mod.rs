@@ -5,6 +5,7 @@ use std::path::Path;
 use super::*;
 
 mod authn;
+mod psk;
 
 /// Appended to test configs that are about something else: an explicit anonymous authenticator.
 const ANON: &str = "authentication:\n  - name: anon\n    type: anonymous\n";
