@@ -137,6 +137,19 @@ async fn handshake_failures(env: &Env, reason: &str) -> usize {
         .sum::<f64>() as usize
 }
 
+/// Waits until the failure count for `reason` reaches `expected` (the client may see the socket
+/// close before moat has counted); returns the last count seen.
+async fn wait_failures(env: &Env, reason: &str, expected: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = handshake_failures(env, reason).await;
+        if n >= expected || tokio::time::Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn openssl_s_client_completes_a_tls12_psk_handshake_with_an_aead_suite() {
     let p = start().await;
@@ -203,7 +216,11 @@ async fn wrong_key_unknown_identity_cbc_and_tls11_are_refused_in_the_handshake()
         let (ok, out) = s_client(p.port, &args).await;
         assert!(!ok, "{what}: handshake completed:\n{out}");
         assert!(!out.contains("Ciphersuite:"), "{what}: {out}");
-        assert_eq!(handshake_failures(&p.env, reason).await, before + 1, "{what}: not counted as {reason}");
+        assert_eq!(
+            wait_failures(&p.env, reason, before + 1).await,
+            before + 1,
+            "{what}: not counted as {reason}"
+        );
     }
     // The Rust client agrees for the wrong key (an MQTT client never gets a session).
     assert!(psk_client(p.port, ID, WRONG_KEY, "PSK-AES128-GCM-SHA256", SslVersion::TLS1_2).await.is_err());
@@ -226,7 +243,7 @@ async fn tls13_is_not_offered_and_a_silent_peer_times_out() {
     let mut buf = [0u8; 16];
     let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await.expect("not closed");
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
-    assert_eq!(handshake_failures(&p.env, "timeout").await, before + 1);
+    assert_eq!(wait_failures(&p.env, "timeout", before + 1).await, before + 1);
 }
 
 #[tokio::test]
@@ -239,4 +256,88 @@ async fn the_psk_authenticator_admits_nobody_on_a_certificate_listener() {
     let ack = c.expect_packet(packets::CONNACK, WAIT).await.expect("CONNACK");
     assert_eq!(ack.connack_code(), Some(0x05), "{}", ack.describe());
     assert!(p.env.tap.connections().is_empty(), "{:?}", p.env.tap.summary());
+}
+
+/// Full handshakes per second, PSK (OpenSSL) against certificate TLS (rustls, ECDSA P-256 test
+/// certificate, resumption off on the client) on the same moat process, 4 concurrent clients for
+/// 3 s each. Run against a release binary:
+/// `cargo build --release -p moat --bin moat && MOAT_BIN=target/release/moat cargo test -p moat-e2e
+/// --release --test tls_psk -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "measurement, not a check"]
+async fn bench_psk_vs_certificate_handshakes() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+
+    let p = Arc::new(start().await);
+    let cert_client = |versions: &[&'static rustls::SupportedProtocolVersion]| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(p.env.pki.ca_cert()).expect("CA") {
+            roots.add(cert.expect("CA cert")).expect("root");
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut c = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        c.resumption = rustls::client::Resumption::disabled();
+        Arc::new(c)
+    };
+    let cert13 = cert_client(&[&rustls::version::TLS13]);
+    let cert12 = cert_client(&[&rustls::version::TLS12]);
+
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Psk(&'static str),
+        Cert13,
+        Cert12,
+    }
+    let kinds = [
+        ("PSK TLS1.2 PSK-AES128-GCM-SHA256", Kind::Psk("PSK-AES128-GCM-SHA256")),
+        ("PSK TLS1.2 ECDHE-PSK-CHACHA20-POLY1305", Kind::Psk("ECDHE-PSK-CHACHA20-POLY1305")),
+        ("rustls cert TLS1.3 (ECDSA P-256)", Kind::Cert13),
+        ("rustls cert TLS1.2 (ECDSA P-256)", Kind::Cert12),
+    ];
+    for (name, kind) in kinds {
+        let done = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (p, done, stop, c13, c12) =
+                (p.clone(), done.clone(), stop.clone(), cert13.clone(), cert12.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let ok = match kind {
+                        Kind::Psk(suite) => {
+                            psk_client(p.port, ID, KEY, suite, SslVersion::TLS1_2).await.is_ok()
+                        }
+                        Kind::Cert13 => {
+                            moat_e2e::RawClient::connect(p.env.moat.port, c13.clone()).await.is_ok()
+                        }
+                        Kind::Cert12 => {
+                            moat_e2e::RawClient::connect(p.env.moat.port, c12.clone()).await.is_ok()
+                        }
+                    };
+                    assert!(ok, "{name}: handshake failed");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        let started = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let n = done.load(Ordering::Relaxed);
+        println!(
+            "{name}: {n} handshakes in {:.2}s = {:.0}/s",
+            started.elapsed().as_secs_f64(),
+            n as f64 / started.elapsed().as_secs_f64()
+        );
+    }
 }
