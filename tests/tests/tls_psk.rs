@@ -69,6 +69,16 @@ async fn psk_client(
     ciphers: &str,
     version: SslVersion,
 ) -> Result<SslStream<TcpStream>, String> {
+    psk_connect(port, &psk_connector(identity, key_hex, ciphers, version)?).await
+}
+
+/// The client side's context (built once per configuration, as real clients do).
+fn psk_connector(
+    identity: &str,
+    key_hex: &str,
+    ciphers: &str,
+    version: SslVersion,
+) -> Result<SslConnector, String> {
     let key = hex_decode(key_hex);
     let identity = identity.as_bytes().to_vec();
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
@@ -83,14 +93,18 @@ async fn psk_client(
         key_out[..key.len()].copy_from_slice(&key);
         Ok(key.len())
     });
-    let ssl = b
-        .build()
+    Ok(b.build())
+}
+
+async fn psk_connect(port: u16, connector: &SslConnector) -> Result<SslStream<TcpStream>, String> {
+    let ssl = connector
         .configure()
         .map_err(|e| e.to_string())?
         .verify_hostname(false)
         .into_ssl("localhost")
         .map_err(|e| e.to_string())?;
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut stream = SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
     tokio::time::timeout(WAIT, Pin::new(&mut stream).connect())
         .await
@@ -290,15 +304,18 @@ async fn bench_psk_vs_certificate_handshakes() {
     let cert13 = cert_client(&[&rustls::version::TLS13]);
     let cert12 = cert_client(&[&rustls::version::TLS12]);
 
+    let psk_aes = Arc::new(psk_connector(ID, KEY, "PSK-AES128-GCM-SHA256", SslVersion::TLS1_2).expect("ctx"));
+    let psk_ecdhe =
+        Arc::new(psk_connector(ID, KEY, "ECDHE-PSK-CHACHA20-POLY1305", SslVersion::TLS1_2).expect("ctx"));
     #[derive(Clone, Copy)]
     enum Kind {
-        Psk(&'static str),
+        Psk(bool),
         Cert13,
         Cert12,
     }
     let kinds = [
-        ("PSK TLS1.2 PSK-AES128-GCM-SHA256", Kind::Psk("PSK-AES128-GCM-SHA256")),
-        ("PSK TLS1.2 ECDHE-PSK-CHACHA20-POLY1305", Kind::Psk("ECDHE-PSK-CHACHA20-POLY1305")),
+        ("PSK TLS1.2 PSK-AES128-GCM-SHA256", Kind::Psk(false)),
+        ("PSK TLS1.2 ECDHE-PSK-CHACHA20-POLY1305", Kind::Psk(true)),
         ("rustls cert TLS1.3 (ECDSA P-256)", Kind::Cert13),
         ("rustls cert TLS1.2 (ECDSA P-256)", Kind::Cert12),
     ];
@@ -309,12 +326,11 @@ async fn bench_psk_vs_certificate_handshakes() {
         for _ in 0..4 {
             let (p, done, stop, c13, c12) =
                 (p.clone(), done.clone(), stop.clone(), cert13.clone(), cert12.clone());
+            let (pa, pe) = (psk_aes.clone(), psk_ecdhe.clone());
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let ok = match kind {
-                        Kind::Psk(suite) => {
-                            psk_client(p.port, ID, KEY, suite, SslVersion::TLS1_2).await.is_ok()
-                        }
+                        Kind::Psk(ecdhe) => psk_connect(p.port, if ecdhe { &pe } else { &pa }).await.is_ok(),
                         Kind::Cert13 => {
                             moat_e2e::RawClient::connect(p.env.moat.port, c13.clone()).await.is_ok()
                         }
