@@ -50,6 +50,9 @@ impl Drop for PskKey {
 /// here is safe to use as a username and in ACL placeholders.
 pub struct PskIdentities {
     keys: HashMap<Box<str>, PskKey>,
+    /// SHA-256 of the file, so a reload can tell the file changed (and that it needs a restart)
+    /// without keeping or comparing the text. Never printed.
+    digest: [u8; 32],
 }
 
 impl PskIdentities {
@@ -64,6 +67,11 @@ impl PskIdentities {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Whether two loads read the same file contents.
+    pub fn same_contents(&self, other: &PskIdentities) -> bool {
+        self.digest == other.digest
     }
 }
 
@@ -164,7 +172,8 @@ pub fn parse_identities(text: &str) -> Result<PskIdentities, Vec<PskFileIssue>> 
         issues.push((0, "file".into(), "no identities (expected lines of identity:hexkey)".into()));
     }
     if issues.is_empty() {
-        Ok(PskIdentities { keys })
+        use sha2::Digest as _;
+        Ok(PskIdentities { keys, digest: sha2::Sha256::digest(text.as_bytes()).into() })
     } else {
         Err(issues)
     }
@@ -232,6 +241,15 @@ mod tests {
             let found = errs(&format!("{id}:{KEY16}\n"));
             assert_eq!(found[0].1, "identity", "{id:?}: {found:?}");
         }
+    }
+
+    #[test]
+    fn a_changed_file_is_told_apart_from_the_same_one() {
+        let a = parse_identities(&format!("d:{KEY16}\n")).expect("valid");
+        let same = parse_identities(&format!("d:{KEY16}\n")).expect("valid");
+        let other = parse_identities(&format!("d:{KEY16}\ne:{KEY16}\n")).expect("valid");
+        assert!(a.same_contents(&same));
+        assert!(!a.same_contents(&other));
     }
 
     #[test]
