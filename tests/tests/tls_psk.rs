@@ -274,9 +274,9 @@ async fn the_psk_authenticator_admits_nobody_on_a_certificate_listener() {
 
 /// Full handshakes per second, PSK (OpenSSL) against certificate TLS (rustls, ECDSA P-256 test
 /// certificate, resumption off on the client) on the same moat process, 4 concurrent clients for
-/// 3 s each. Run against a release binary:
-/// `cargo build --release -p moat --bin moat && MOAT_BIN=target/release/moat cargo test -p moat-e2e
-/// --release --test tls_psk -- --ignored --nocapture`.
+/// 3 s each; every client context is built once. For figures, use a release moat:
+/// `cargo build --release -p moat --bin moat && MOAT_BIN=$PWD/target/release/moat cargo test
+/// -p moat-e2e --test tls_psk bench -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "measurement, not a check"]
 async fn bench_psk_vs_certificate_handshakes() {
