@@ -38,6 +38,11 @@ struct PskEnv {
 /// The standard environment plus a `psk` listener; only the `psk` authenticator is configured,
 /// so the certificate listener admits nobody (a PSK identity cannot be claimed elsewhere).
 async fn start() -> PskEnv {
+    start_with("").await
+}
+
+/// `listener_extra`: YAML lines added to the PSK listener (indented by 4 spaces).
+async fn start_with(listener_extra: &str) -> PskEnv {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("psk.txt");
     std::fs::write(&file, format!("# test identities\n{ID}:{KEY}\nother:00112233445566778899aabbccddeeff\n"))
@@ -45,7 +50,7 @@ async fn start() -> PskEnv {
     let port = net::free_port();
     let env = Env::start_with(MoatOptions {
         extra_listeners: Some(format!(
-            "  - name: psk\n    bind: \"127.0.0.1:{port}\"\n    tls_psk:\n      identities_file: \"{}\"\n",
+            "  - name: psk\n    bind: \"127.0.0.1:{port}\"\n    tls_psk:\n      identities_file: \"{}\"\n{listener_extra}",
             file.display()
         )),
         tls_handshake_timeout: Some("1s".into()),
@@ -97,6 +102,15 @@ fn psk_connector(
 }
 
 async fn psk_connect(port: u16, connector: &SslConnector) -> Result<SslStream<TcpStream>, String> {
+    psk_connect_after(port, connector, b"").await
+}
+
+/// Sends `preamble` (a PROXY header) on the TCP connection before the handshake.
+async fn psk_connect_after(
+    port: u16,
+    connector: &SslConnector,
+    preamble: &[u8],
+) -> Result<SslStream<TcpStream>, String> {
     let ssl = connector
         .configure()
         .map_err(|e| e.to_string())?
@@ -105,6 +119,8 @@ async fn psk_connect(port: u16, connector: &SslConnector) -> Result<SslStream<Tc
         .map_err(|e| e.to_string())?;
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut tcp = tcp;
+    tcp.write_all(preamble).await.map_err(|e| e.to_string())?;
     let mut stream = SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
     tokio::time::timeout(WAIT, Pin::new(&mut stream).connect())
         .await
@@ -258,6 +274,35 @@ async fn tls13_is_not_offered_and_a_silent_peer_times_out() {
     let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await.expect("not closed");
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     assert_eq!(wait_failures(&p.env, "timeout", before + 1).await, before + 1);
+}
+
+#[tokio::test]
+async fn proxy_protocol_applies_to_psk_listeners() {
+    let p = start_with("    proxy_protocol: true\n").await;
+    let connector = psk_connector(ID, KEY, "PSK-AES128-GCM-SHA256", SslVersion::TLS1_2).expect("ctx");
+    assert!(psk_connect(p.port, &connector).await.is_err(), "PSK handshake without a PROXY header accepted");
+    let header = format!("PROXY TCP4 203.0.113.7 127.0.0.1 40000 {}\r\n", p.port);
+    let mut s = psk_connect_after(p.port, &connector, header.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("PSK after PROXY header failed: {e}\n{}", p.env.moat.logs()));
+    s.write_all(&packets::connect(Version::V311, &unique("pp"))).await.expect("CONNECT");
+    let ack = read_packet(&mut s).await;
+    assert_eq!(ack.connack_code(), Some(0), "{}", ack.describe());
+    // The log is written by a background writer: wait for the session's line.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let seen = || {
+        let text = format!("{}{}", p.env.moat.proc.stdout(), p.env.moat.proc.stderr());
+        text.contains("203.0.113.7:40000")
+    };
+    while !seen() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the session did not see the PROXY address:\n{}",
+            p.env.moat.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(p.env.tap.connections().len(), 1, "{:?}", p.env.tap.summary());
 }
 
 #[tokio::test]
