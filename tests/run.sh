@@ -17,6 +17,11 @@ need_apt=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
 command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+# The TLS-PSK listener (default feature `tls-psk`) links OpenSSL: headers and pkg-config to
+# build, the openssl CLI for the `s_client -psk` tests.
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   apt_update
@@ -26,6 +31,12 @@ fi
 if ! python3 -c 'import paho.mqtt' 2>/dev/null; then
   echo "installing paho-mqtt"
   python3 -m pip install --quiet 'paho-mqtt>=2,<3' || python3 -m pip install --quiet --break-system-packages 'paho-mqtt>=2,<3'
+fi
+# sslyze scans a TLS listener (tests/tests/tls_scan.rs); 6.3.1 ships with nassl wheels for
+# CPython 3.11 x86_64.
+if ! python3 -c 'import sslyze' 2>/dev/null; then
+  echo "installing sslyze"
+  python3 -m pip install --quiet 'sslyze==6.3.1' || python3 -m pip install --quiet --break-system-packages 'sslyze==6.3.1'
 fi
 # The admin API is checked against its OpenAPI document by schemathesis.
 if ! command -v schemathesis >/dev/null; then

@@ -296,6 +296,15 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
             .collect::<Vec<_>>()
     };
     check("listeners", listener_shape(old) != listener_shape(new));
+    // PSK identities are read at start only: a changed file needs a restart, and says so.
+    let psk_changed = old.listeners.iter().zip(&new.listeners).any(|(o, n)| match (&o.psk, &n.psk) {
+        (Some(o), Some(n)) => {
+            o.identities_file != n.identities_file || !o.identities.same_contents(&n.identities)
+        }
+        (None, None) => false,
+        _ => true,
+    });
+    check("listeners[].tls_psk", psk_changed);
     check("upstream", format!("{:?}", old.upstream) != format!("{:?}", new.upstream));
     check("timeouts", format!("{:?}", old.timeouts) != format!("{:?}", new.timeouts));
     check("limits", format!("{:?}", old.limits) != format!("{:?}", new.limits));

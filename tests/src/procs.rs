@@ -260,6 +260,9 @@ pub struct MoatOptions {
     /// Serve this certificate and key instead of `pki.server` (e.g. paths through a
     /// Kubernetes-style `..data` symlink, for reload tests).
     pub server_files: Option<crate::pki::CertFiles>,
+    /// Raw YAML of further listeners (list items indented by 2 spaces), e.g. a `tls_psk` one.
+    /// [`Moat::start`] waits only for its own listeners: wait for these in the test.
+    pub extra_listeners: Option<String>,
 }
 
 /// The policy part of configs that are not about authentication.
@@ -285,6 +288,7 @@ impl Default for MoatOptions {
             admin_extra: None,
             admin_tls: false,
             server_files: None,
+            extra_listeners: None,
         }
     }
 }
@@ -313,6 +317,9 @@ impl MoatOptions {
         }
         if let Some(p) = plain_port {
             y.push_str(&format!("  - name: plain\n    bind: \"127.0.0.1:{p}\"\n    plaintext: true\n"));
+        }
+        if let Some(extra) = &self.extra_listeners {
+            y.push_str(extra);
         }
         y.push_str(&format!("upstream:\n  address: \"{}\"\n", self.upstream));
         if let Some(t) = &self.upstream_connect_timeout {

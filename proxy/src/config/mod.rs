@@ -8,6 +8,7 @@ mod model;
 mod ocsp;
 mod overload;
 mod policies;
+mod psk;
 mod quotas;
 mod rates;
 mod raw;
@@ -21,6 +22,7 @@ use std::path::Path;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigIssue};
 pub use model::*;
+pub use psk::{PskConfig, PskIdentities, PskKey};
 pub use state::{FailMode, FleetMessageRate, RedisConfig, RedisTopology, Secret, StateBackend};
 
 use error::Issues;

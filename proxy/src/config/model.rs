@@ -100,6 +100,8 @@ pub struct ListenerConfig {
     pub bind: SocketAddr,
     /// `None` means plaintext, which the config had to ask for explicitly.
     pub tls: Option<TlsConfig>,
+    /// TLS-PSK (OpenSSL) instead of certificate TLS; `tls` is then `None`.
+    pub psk: Option<super::PskConfig>,
     /// Indexes into [`Config::authenticators`], in chain order.
     pub authentication: Vec<usize>,
     /// MQTT over WebSocket on this HTTP path (ws, or wss with `tls`).

@@ -92,6 +92,14 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
                 require_clientid_match: a.require_clientid_match.as_ref().is_some_and(|v| v.value),
             }))
         }
+        "psk" => {
+            not_for(a.path.is_some(), "path", line_of(&a.path));
+            not_for(a.username_from.is_some(), "username_from", line_of(&a.username_from));
+            not_for(a.clientid_from.is_some(), "clientid_from", line_of(&a.clientid_from));
+            Some(Authenticator::Psk {
+                require_clientid_match: a.require_clientid_match.as_ref().is_some_and(|v| v.value),
+            })
+        }
         "anonymous" => {
             not_for(a.path.is_some(), "path", line_of(&a.path));
             not_for(a.username_from.is_some(), "username_from", line_of(&a.username_from));
@@ -102,7 +110,7 @@ fn authenticator(a: &RawAuthenticator, key: &str, base: &Path, issues: &mut Issu
             issues.push(
                 a.r#type.referenced.line(),
                 format!("{key}.type"),
-                format!("`{other}` is not password_file, x509, anonymous, jwt or http"),
+                format!("`{other}` is not password_file, x509, psk, anonymous, jwt or http"),
             );
             None
         }

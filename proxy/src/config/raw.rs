@@ -163,6 +163,9 @@ pub(crate) struct RawListener {
     pub bind: S<String>,
     #[serde(default)]
     pub tls: Option<RawTls>,
+    /// TLS with pre-shared keys instead of certificates (see `config/psk.rs`).
+    #[serde(default)]
+    pub tls_psk: Option<super::psk::RawTlsPsk>,
     #[serde(default)]
     pub plaintext: Option<S<bool>>,
     #[serde(default)]

@@ -226,7 +226,17 @@ fn listener(
     let bind = socket_addr(&l.bind, &format!("{key}.bind"), issues);
     let plaintext = l.plaintext.as_ref().is_some_and(|p| p.value);
     let allow_insecure = l.allow_insecure.as_ref().is_some_and(|p| p.value);
+    let psk = l.tls_psk.as_ref().and_then(|p| {
+        let k = format!("{key}.tls_psk");
+        if l.tls.is_some() || plaintext {
+            let msg = "a listener is one of `tls`, `tls_psk` or `plaintext: true`";
+            issues.push(p.identities_file.referenced.line(), k, msg);
+            return None;
+        }
+        super::psk::psk(p, &k, base, issues)
+    });
     let tls = match (l.tls, plaintext) {
+        (None, false) if l.tls_psk.is_some() => None,
         (Some(_), true) => {
             issues.push(
                 l.plaintext.as_ref().map_or(0, |p| p.referenced.line()),
@@ -279,6 +289,7 @@ fn listener(
         name: l.name.value,
         bind: bind?,
         tls,
+        psk,
         authentication,
         websocket_path,
         proxy_protocol,

@@ -61,6 +61,8 @@ pub struct PeerInfo {
     pub tls: bool,
     /// The client certificate chain the TLS layer verified (leaf first), if any.
     pub client_certs: Option<Arc<[rustls_pki_types::CertificateDer<'static>]>>,
+    /// The identity a TLS-PSK handshake proved (the client holds its key), if the listener is PSK.
+    pub psk_identity: Option<Arc<str>>,
 }
 
 /// Who the client is once authentication has decided. Filled from the credential, not from what

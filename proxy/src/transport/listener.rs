@@ -25,6 +25,8 @@ pub enum ListenError {
     Bind { name: String, addr: SocketAddr, source: std::io::Error },
     #[error("listener `{name}`: {source}")]
     Tls { name: String, source: TlsSetupError },
+    #[error("listener `{name}`: {source}")]
+    Psk { name: String, source: super::psk::PskSetupError },
 }
 
 /// A bound listener, ready to serve.
@@ -50,6 +52,8 @@ pub async fn bind(
         ),
         None => None,
     };
+    let psk = super::psk::server(cfg.psk.as_ref())
+        .map_err(|source| ListenError::Psk { name: cfg.name.clone(), source })?;
     let watch = tls.as_ref().filter(|s| s.watch_enabled()).and_then(|s| super::tls::watch::start(s.clone()));
     let socket = TcpListener::bind(cfg.bind).await.map_err(|source| ListenError::Bind {
         name: cfg.name.clone(),
@@ -64,6 +68,7 @@ pub async fn bind(
         framing: Framing {
             websocket: cfg.websocket_path.as_deref().map(Arc::from),
             proxy_protocol: cfg.proxy_protocol,
+            psk,
             limits,
             max_connections: cfg.max_connections,
             conn_rate: {
@@ -87,7 +92,7 @@ impl Listener {
     /// Accepts until shutdown; every connection runs on `tracker` so shutdown can wait for them.
     pub async fn serve(self, ctx: Arc<Context>, tracker: TaskTracker) {
         let gauge = ctx.metrics.active_gauge(&self.name);
-        info!(listener = %self.name, addr = ?self.socket.local_addr().ok(), tls = self.tls.is_some(), "listening");
+        info!(listener = %self.name, addr = ?self.socket.local_addr().ok(), tls = self.tls.is_some(), psk = self.framing.psk.is_some(), "listening");
         // The watch task ends with shutdown.
         if let Some(watch) = self.watch {
             tokio::spawn(watch.run(ctx.shutdown.clone()));
@@ -122,8 +127,9 @@ impl Listener {
                 peer,
                 listener: self.name.clone(),
                 local,
-                tls: self.tls.is_some(),
+                tls: self.tls.is_some() || self.framing.psk.is_some(),
                 client_certs: None,
+                psk_identity: None,
             };
             // Behind a PROXY-protocol balancer the socket's peer is the balancer: check later.
             if !self.framing.proxy_protocol {
@@ -170,6 +176,8 @@ struct Framing {
     websocket: Option<Arc<str>>,
     /// A PROXY protocol header precedes everything (the listener sits behind a balancer).
     proxy_protocol: bool,
+    /// TLS-PSK (OpenSSL) instead of certificate TLS (`tls_psk`).
+    psk: Option<Arc<super::psk::PskServer>>,
     /// Connection caps (total and per address shared by all listeners; this listener's own).
     limits: Arc<ConnectionLimits>,
     max_connections: Option<usize>,
@@ -249,6 +257,9 @@ async fn handle(
             return;
         }
     };
+    if let Some(psk) = framing.psk.clone() {
+        return serve_psk(&psk, tcp, info, framing, ctx).await;
+    }
     match tls {
         None => serve_stream(tcp, info, framing, ctx).await,
         Some(state) => {
@@ -291,6 +302,39 @@ async fn handle(
                     ctx.metrics.connection(&info.listener, ConnResult::Timeout);
                 }
             }
+        }
+    }
+}
+
+/// The PSK handshake under the same deadline, metrics and shutdown as certificate TLS; the PSK
+/// identity becomes `PeerInfo::psk_identity` for the `psk` authenticator.
+async fn serve_psk(
+    psk: &super::psk::PskServer,
+    tcp: TcpStream,
+    mut info: PeerInfo,
+    framing: Framing,
+    ctx: Arc<Context>,
+) {
+    // Boxed, as the certificate handshake is (see `session::run`).
+    let handshake = Box::pin(tokio::time::timeout(ctx.timeouts.tls_handshake, psk.accept(tcp)));
+    let result = tokio::select! {
+        r = handshake => r,
+        _ = ctx.shutdown.cancelled() => return,
+    };
+    match result {
+        Ok(Ok((stream, identity))) => {
+            info.psk_identity = Some(identity);
+            serve_stream(stream, info, framing, ctx).await
+        }
+        Ok(Err(f)) => {
+            debug!(peer = %info.peer, reason = f.label, error = %f.detail, "TLS-PSK handshake failed");
+            ctx.metrics.tls.handshake_failed(&info.listener, f.label);
+            ctx.metrics.connection(&info.listener, ConnResult::TlsError);
+        }
+        Err(_) => {
+            debug!(peer = %info.peer, "TLS-PSK handshake timed out");
+            ctx.metrics.tls.handshake_failed(&info.listener, "timeout");
+            ctx.metrics.connection(&info.listener, ConnResult::Timeout);
         }
     }
 }

@@ -3,6 +3,7 @@
 mod listener;
 pub mod overload;
 pub mod proxy_protocol;
+pub mod psk;
 pub mod tls;
 pub mod upstream;
 pub mod ws;

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::*;
 
 mod authn;
+mod psk;
 mod upstream;
 
 /// Appended to test configs that are about something else: an explicit anonymous authenticator.

@@ -27,6 +27,10 @@ use password::PasswordFile;
 pub enum Authenticator {
     PasswordFile(Arc<PasswordFile>),
     X509(X509Settings),
+    /// The identity a TLS-PSK handshake proved becomes the username (`type: psk`).
+    Psk {
+        require_clientid_match: bool,
+    },
     Anonymous,
     Jwt(Arc<jwt::JwtAuthenticator>),
     Http(Arc<http::HttpAuthenticator>),
@@ -140,6 +144,7 @@ impl Authenticator {
         match self {
             Authenticator::PasswordFile(_) => "password_file",
             Authenticator::X509(_) => "x509",
+            Authenticator::Psk { .. } => "psk",
             Authenticator::Anonymous => "anonymous",
             Authenticator::Jwt(_) => "jwt",
             Authenticator::Http(_) => "http",
@@ -172,6 +177,7 @@ impl Authenticator {
                 ..Identity::default()
             }),
             Authenticator::X509(s) => x509_check(s, creds),
+            Authenticator::Psk { require_clientid_match } => psk_check(*require_clientid_match, creds),
             Authenticator::PasswordFile(file) => password_check(file, creds, pool).await,
             Authenticator::Jwt(j) => j.check(creds).await,
             Authenticator::Http(h) => h.check(creds).await,
@@ -201,6 +207,23 @@ fn x509_check(s: &X509Settings, creds: &Credentials) -> Outcome {
         None => creds.client_id.clone(),
     };
     Outcome::Allow(Identity { username, client_id, cert_cn: cert.cn.clone(), ..Identity::default() })
+}
+
+/// The handshake already proved the client holds the identity's key, so the identity is the
+/// credential (trap 5); it was checked for placeholder characters when the file was loaded.
+/// Clients of certificate listeners have no PSK identity: the next authenticator decides.
+fn psk_check(require_clientid_match: bool, creds: &Credentials) -> Outcome {
+    let Some(identity) = creds.peer.as_ref().and_then(|p| p.psk_identity.as_deref()) else {
+        return Outcome::Ignore;
+    };
+    if require_clientid_match && identity != creds.client_id {
+        return Outcome::Deny(ReasonCode::ClientIdentifierNotValid, "clientid_psk_mismatch");
+    }
+    Outcome::Allow(Identity {
+        username: Some(identity.to_string()),
+        client_id: creds.client_id.clone(),
+        ..Identity::default()
+    })
 }
 
 async fn password_check(
