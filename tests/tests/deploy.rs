@@ -691,7 +691,7 @@ fn dockerfile_builds_without_the_dev_broker_and_runs_as_a_numeric_non_root_user(
     let froms = text.lines().filter(|l| l.starts_with("FROM ")).count();
     assert!(froms >= 2, "multi-stage build expected");
     let build = text.lines().find(|l| l.contains("cargo build")).expect("cargo build");
-    for flag in ["--release", "--locked", "--no-default-features"] {
+    for flag in ["--release", "--locked", "--no-default-features", "--features tls-psk"] {
         assert!(build.contains(flag), "cargo build lacks {flag}: {build}");
     }
     let user = text.lines().rfind(|l| l.starts_with("USER ")).expect("USER");
