@@ -52,7 +52,8 @@ pub(crate) fn upstream(raw: Option<RawUpstream>, base: &Path, issues: &mut Issue
     let tls_asked = raw.tls.is_some();
     let tls = raw.tls.and_then(|t| tls(t, host, base, issues));
     let allow_insecure = raw.allow_insecure.as_ref().is_some_and(|a| a.value);
-    if !tls_asked && !allow_insecure && !is_local(host) {
+    // (An address without a usable host was reported above.)
+    if !tls_asked && !allow_insecure && !host.is_empty() && !is_local(host) {
         issues.push(
             address_line,
             "upstream.address",

@@ -380,7 +380,7 @@ where
     // against a new policy: bans on its client id, the ACL on its Will.
     relay.connect = bytes::Bytes::copy_from_slice(frame.bytes());
     if let Some(login) = scram_login {
-        relay.scram = Some(scram::ScramSession::new(&login));
+        relay.scram = Some(Box::new(scram::ScramSession::new(&login)));
         relay.connack_auth = Some((login.mechanism.name(), login.server_final));
     }
     Ok(Accepted { client, upstream, connect: connect_bytes, buf, relay, info, slot })

@@ -129,7 +129,8 @@ pub(crate) struct Relay {
     /// Wakes when the policy or the ban list changes.
     policy_changes: watch::Receiver<u64>,
     /// A session that logged in with SCRAM: re-authentication state (trap 13).
-    pub(super) scram: Option<super::scram::ScramSession>,
+    /// Boxed: only SCRAM sessions pay for the re-authentication state.
+    pub(super) scram: Option<Box<super::scram::ScramSession>>,
     /// Authentication Method and server-final to add to the broker's CONNACK (SCRAM login).
     pub(super) connack_auth: Option<(&'static str, String)>,
 }

@@ -26,6 +26,10 @@ fn a_remote_broker_in_clear_needs_tls_or_allow_insecure() {
     assert!(ok.upstream.tls.is_none());
     load_text(&with_upstream("  address: \"localhost:1883\"\n")).expect("localhost is local");
     load_text(&with_upstream("  address: \"[::1]:1883\"\n")).expect("::1 is local");
+    // A malformed address is one error, not two.
+    let found = issues(&with_upstream("  address: \"broker\"\n"));
+    assert_eq!(keys(&found), vec![(6, "upstream.address")], "{found:?}");
+    assert!(found[0].message.contains("HOST:PORT"));
 }
 
 #[test]
