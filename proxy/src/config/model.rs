@@ -265,12 +265,18 @@ pub struct UpstreamTls {
     pub config: std::sync::Arc<rustls::ClientConfig>,
     /// The name the broker's certificate must carry (a DNS name or an IP address).
     pub server_name: rustls_pki_types::ServerName<'static>,
+    /// SHA-256 of the CA, certificate and key files as loaded: a reload that finds other files
+    /// reports `upstream` as needing a restart. Never the contents.
+    pub fingerprint: [u8; 32],
 }
 
 impl std::fmt::Debug for UpstreamTls {
-    /// The name only: a changed CA bundle is a restart anyway, and key material stays out of logs.
+    /// Name and fingerprint only: key material stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamTls").field("server_name", &self.server_name).finish()
+        f.debug_struct("UpstreamTls")
+            .field("server_name", &self.server_name)
+            .field("fingerprint", &self.fingerprint)
+            .finish()
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivateKeyDer, ServerName};
+use sha2::{Digest, Sha256};
 
 use super::error::Issues;
 use super::model::{UpstreamConfig, UpstreamTls, DEFAULT_UPSTREAM};
@@ -163,7 +164,12 @@ fn tls(t: S<RawUpstreamTls>, host: &str, base: &Path, issues: &mut Issues) -> Op
             return None;
         }
     };
-    Some(UpstreamTls { config: Arc::new(config), server_name })
+    let mut digest = Sha256::new();
+    for path in [&t.ca, &t.cert, &t.key].into_iter().flatten() {
+        digest.update(std::fs::read(base.join(&path.value)).unwrap_or_default());
+    }
+    let fingerprint = digest.finalize().into();
+    Some(UpstreamTls { config: Arc::new(config), server_name, fingerprint })
 }
 
 #[cfg(test)]

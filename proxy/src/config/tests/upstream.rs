@@ -63,6 +63,14 @@ fn tls_from_real_files_builds_a_client_config() {
     };
     let source = dir.path().join("moat.yaml");
     let c = from_str(&config(""), &source).expect("valid");
+    let before = format!("{:?}", c.upstream);
+    // A reload with another CA in the same file must show as a change (restart_required), and
+    // the Debug form never carries PEM contents.
+    let other = rcgen::generate_simple_self_signed(vec!["broker.internal".to_string()]).expect("cert");
+    std::fs::write(dir.path().join("ca.crt"), other.cert.pem()).expect("write");
+    let after = format!("{:?}", from_str(&config(""), &source).expect("valid").upstream);
+    assert_ne!(before, after);
+    assert!(!after.contains("BEGIN"), "{after}");
     let tls = c.upstream.tls.expect("tls");
     assert_eq!(
         format!("{:?}", tls.server_name),
