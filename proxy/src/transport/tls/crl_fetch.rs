@@ -12,8 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Bytes;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -21,6 +19,7 @@ use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtensio
 use x509_parser::prelude::FromDer as _;
 use x509_parser::revocation_list::CertificateRevocationList;
 
+use super::http1::Http1Error;
 use super::material::{parse_crls, unix_now};
 use super::state::TlsState;
 use crate::config::tls::MAX_CRL_URLS;
@@ -77,30 +76,20 @@ pub fn distribution_points(certs: &[CertificateDer<'_>]) -> Vec<String> {
 
 /// One HTTP/1.1 GET, bounded in time and size.
 async fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, FetchError> {
-    let uri: hyper::Uri = url.parse().map_err(|_| FetchError::Url)?;
-    let host = uri.host().ok_or(FetchError::Url)?.to_string();
-    let port = uri.port_u16().unwrap_or(80);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let fetch = async move {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(FetchError::Connect)?;
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-        let driver = tokio::spawn(conn);
-        let req = hyper::Request::get(path)
-            .header(hyper::header::HOST, if port == 80 { host.clone() } else { format!("{host}:{port}") })
-            .body(Empty::<Bytes>::new())
-            .map_err(|_| FetchError::Url)?;
-        let resp = send.send_request(req).await?;
-        if resp.status() != hyper::StatusCode::OK {
-            driver.abort();
-            return Err(FetchError::Status(resp.status().as_u16()));
+    super::http1::fetch(url, None, MAX_CRL_BYTES, timeout).await.map_err(FetchError::from)
+}
+
+impl From<Http1Error> for FetchError {
+    fn from(e: Http1Error) -> Self {
+        match e {
+            Http1Error::Url => FetchError::Url,
+            Http1Error::Connect(e) => FetchError::Connect(e),
+            Http1Error::Http(e) => FetchError::Http(e),
+            Http1Error::Status(s) => FetchError::Status(s),
+            Http1Error::Body => FetchError::Body,
+            Http1Error::Timeout => FetchError::Timeout,
         }
-        let body =
-            Limited::new(resp.into_body(), MAX_CRL_BYTES).collect().await.map_err(|_| FetchError::Body);
-        driver.abort();
-        Ok(body?.to_bytes().to_vec())
-    };
-    tokio::time::timeout(timeout, fetch).await.map_err(|_| FetchError::Timeout)?
+    }
 }
 
 /// Checks a fetched CRL against the CA bundle and the copy in use; returns its thisUpdate.

@@ -5,6 +5,7 @@
 //! `watch` reloads on file changes, `verifier` adds the chain-depth limit.
 
 pub mod crl_fetch;
+mod http1;
 pub mod material;
 pub mod ocsp;
 pub mod revocation;

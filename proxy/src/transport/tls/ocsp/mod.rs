@@ -19,8 +19,7 @@ mod tests;
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
+use super::http1::Http1Error;
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
@@ -99,40 +98,14 @@ pub fn aia_ocsp_url(cert: &CertificateDer<'_>) -> Option<String> {
 
 /// POSTs an OCSP request (HTTP/1.1), bounded in time and response size.
 pub async fn post(url: &str, request: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, OcspError> {
-    let uri: hyper::Uri = url.parse().map_err(|_| OcspError::Url)?;
-    if uri.scheme_str() != Some("http") {
-        return Err(OcspError::Url);
-    }
-    let host = uri.host().ok_or(OcspError::Url)?.to_string();
-    let port = uri.port_u16().unwrap_or(80);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let fetch = async move {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(OcspError::Connect)?;
-        let _ = tcp.set_nodelay(true);
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-        let driver = tokio::spawn(conn);
-        let req = hyper::Request::post(path)
-            .header(hyper::header::HOST, if port == 80 { host.clone() } else { format!("{host}:{port}") })
-            .header(hyper::header::CONTENT_TYPE, "application/ocsp-request")
-            .body(Full::new(Bytes::from(request)))
-            .map_err(|_| OcspError::Url)?;
-        let resp = send.send_request(req).await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                driver.abort();
-                return Err(e.into());
-            }
-        };
-        if resp.status() != hyper::StatusCode::OK {
-            driver.abort();
-            return Err(OcspError::HttpStatus(resp.status().as_u16()));
-        }
-        let body =
-            Limited::new(resp.into_body(), MAX_RESPONSE_BYTES).collect().await.map_err(|_| OcspError::Body);
-        driver.abort();
-        Ok(body?.to_bytes().to_vec())
-    };
-    tokio::time::timeout(timeout, fetch).await.map_err(|_| OcspError::Timeout)?
+    super::http1::fetch(url, Some(("application/ocsp-request", request)), MAX_RESPONSE_BYTES, timeout)
+        .await
+        .map_err(|e| match e {
+            Http1Error::Url => OcspError::Url,
+            Http1Error::Connect(e) => OcspError::Connect(e),
+            Http1Error::Http(e) => OcspError::Http(e),
+            Http1Error::Status(s) => OcspError::HttpStatus(s),
+            Http1Error::Body => OcspError::Body,
+            Http1Error::Timeout => OcspError::Timeout,
+        })
 }
