@@ -8,6 +8,7 @@ pub mod callout;
 pub mod catalogue;
 pub mod env;
 pub mod fake;
+pub mod fleet;
 pub mod http;
 pub mod k8s;
 pub mod mqtt;

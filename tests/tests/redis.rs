@@ -6,18 +6,16 @@
 
 use std::time::{Duration, Instant};
 
-use moat_e2e::http::{request, Response};
+use moat_e2e::fleet::{
+    self, another, call, connect, connected, eventually, expect_kicked, metric, ADMIN, PROPAGATION, WAIT,
+};
+use moat_e2e::http::request;
 use moat_e2e::packets::{self, Version};
 use moat_e2e::policy::PolicyDir;
 use moat_e2e::redis::Redis;
-use moat_e2e::{unique, Env, Moat, MoatOptions, RawClient, ANONYMOUS_AUTH};
+use moat_e2e::{unique, Env, MoatOptions, RawClient, ANONYMOUS_AUTH};
 
-const ADMIN: &str = "admin-token-0123456789abcdef";
-const WAIT: Duration = Duration::from_secs(10);
-/// The bound on how long a change takes to reach every replica.
-const PROPAGATION: Duration = Duration::from_secs(1);
-
-/// Options for one replica: TLS listener, admin token, Redis backend under `prefix`.
+/// Options for one replica: TLS listener, admin token, standalone Redis backend under `prefix`.
 fn replica(
     dir: &PolicyDir,
     redis: &Redis,
@@ -25,54 +23,7 @@ fn replica(
     redis_extra: &str,
     policy_extra: &str,
 ) -> MoatOptions {
-    let tokens = dir
-        .write("tokens.yaml", &format!("tokens:\n  - name: ops\n    scope: admin\n    token: \"{ADMIN}\"\n"));
-    MoatOptions {
-        admin_extra: Some(format!("  tokens_file: \"{}\"\n", tokens.display())),
-        policy_yaml: Some(format!(
-            "{ANONYMOUS_AUTH}state:\n  backend: redis\n  redis:\n    url: \"{}\"\n    key_prefix: \"{prefix}:\"\n    timeout: 300ms\n{redis_extra}{policy_extra}",
-            redis.url()
-        )),
-        ..Default::default()
-    }
-}
-
-/// A second (third…) replica in front of the same broker (through the env's tap).
-async fn another(env: &Env, mut opts: MoatOptions) -> Moat {
-    opts.upstream = env.tap.addr();
-    Moat::start(&env.pki, &opts).await
-}
-
-async fn call(port: u16, method: &str, path: &str, body: Option<&str>) -> Response {
-    request(port, method, path, Some(ADMIN), body).await.expect("admin request")
-}
-
-/// Connects to `port` and returns the client and its CONNACK code.
-async fn connect(env: &Env, port: u16, version: Version, id: &str) -> (RawClient, Option<u8>) {
-    let mut c = RawClient::connect(port, env.tls()).await.expect("TLS connect");
-    c.send(&packets::connect(version, id)).await.expect("send CONNECT");
-    let code = c.expect_packet(packets::CONNACK, WAIT).await.ok().and_then(|p| p.connack_code());
-    (c, code)
-}
-
-async fn connected(env: &Env, port: u16, version: Version, id: &str) -> RawClient {
-    let (c, code) = connect(env, port, version, id).await;
-    assert_eq!(code, Some(0), "CONNACK for {id} on {port}");
-    c
-}
-
-/// Waits for the v5 DISCONNECT 0x98 and the close; returns how long it took.
-async fn expect_kicked(c: &mut RawClient, what: &str) -> Duration {
-    let start = Instant::now();
-    let closed = c.read_until_closed(Duration::from_secs(5)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
-    let reason = closed.disconnect_reason();
-    assert_eq!(
-        reason,
-        Some(0x98),
-        "{what}: {:?}",
-        closed.packets.iter().map(|p| p.describe()).collect::<Vec<_>>()
-    );
-    start.elapsed()
+    fleet::replica(dir, &format!("    url: \"{}\"\n", redis.url()), prefix, redis_extra, policy_extra)
 }
 
 async fn alive(c: &mut RawClient, what: &str) {
@@ -84,32 +35,6 @@ async fn alive(c: &mut RawClient, what: &str) {
 
 fn upstream_saw(env: &Env, id: &str) -> bool {
     env.tap.connections().iter().any(|c| c.bytes.windows(id.len()).any(|w| w == id.as_bytes()))
-}
-
-async fn metric(port: u16, name: &str) -> Option<f64> {
-    let r = call(port, "GET", "/metrics", None).await;
-    r.body
-        .lines()
-        .find(|l| l.starts_with(name) && !l.starts_with('#'))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-/// Polls `check` every 50 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

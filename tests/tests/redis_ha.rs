@@ -6,79 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use moat_e2e::http::{request, Response};
+use moat_e2e::fleet::{
+    another, call, connect, connected, eventually, expect_kicked, metric, replica, PROPAGATION, WAIT,
+};
+use moat_e2e::http::request;
 use moat_e2e::packets::{self, Version};
 use moat_e2e::policy::{connect_with, password_yaml, PolicyDir, BCRYPT_HASH, BCRYPT_PASSWORD};
 use moat_e2e::redis::{Cluster, Redis, SentinelSet};
-use moat_e2e::{unique, Env, Moat, MoatOptions, RawClient, ANONYMOUS_AUTH};
-
-const ADMIN: &str = "admin-token-0123456789abcdef";
-const WAIT: Duration = Duration::from_secs(10);
-const PROPAGATION: Duration = Duration::from_secs(1);
-
-/// One replica's options: TLS listener, admin token, Redis backend reached through `redis_lines`.
-fn replica(dir: &PolicyDir, redis_lines: &str, prefix: &str, extra: &str, policy_extra: &str) -> MoatOptions {
-    let tokens = dir
-        .write("tokens.yaml", &format!("tokens:\n  - name: ops\n    scope: admin\n    token: \"{ADMIN}\"\n"));
-    MoatOptions {
-        admin_extra: Some(format!("  tokens_file: \"{}\"\n", tokens.display())),
-        policy_yaml: Some(format!(
-            "{ANONYMOUS_AUTH}state:\n  backend: redis\n  redis:\n{redis_lines}    key_prefix: \"{prefix}:\"\n    timeout: 300ms\n{extra}{policy_extra}"
-        )),
-        ..Default::default()
-    }
-}
-
-async fn another(env: &Env, mut opts: MoatOptions) -> Moat {
-    opts.upstream = env.tap.addr();
-    Moat::start(&env.pki, &opts).await
-}
-
-async fn call(port: u16, method: &str, path: &str, body: Option<&str>) -> Response {
-    request(port, method, path, Some(ADMIN), body).await.expect("admin request")
-}
-
-async fn connect(env: &Env, port: u16, version: Version, id: &str) -> (RawClient, Option<u8>) {
-    let mut c = RawClient::connect(port, env.tls()).await.expect("TLS connect");
-    c.send(&packets::connect(version, id)).await.expect("send CONNECT");
-    let code = c.expect_packet(packets::CONNACK, WAIT).await.ok().and_then(|p| p.connack_code());
-    (c, code)
-}
-
-async fn connected(env: &Env, port: u16, version: Version, id: &str) -> RawClient {
-    let (c, code) = connect(env, port, version, id).await;
-    assert_eq!(code, Some(0), "CONNACK for {id} on {port}");
-    c
-}
-
-async fn expect_kicked(c: &mut RawClient, what: &str) -> Duration {
-    let start = Instant::now();
-    let closed = c.read_until_closed(Duration::from_secs(5)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_eq!(
-        closed.disconnect_reason(),
-        Some(0x98),
-        "{what}: {:?}",
-        closed.packets.iter().map(|p| p.describe()).collect::<Vec<_>>()
-    );
-    start.elapsed()
-}
-
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use moat_e2e::{unique, Env, MoatOptions, RawClient, ANONYMOUS_AUTH};
 
 async fn ban(admin: u16, id: &str) {
     let r =
@@ -344,14 +279,6 @@ async fn acceptance_rate_sentinel_and_cluster_vs_standalone_and_embedded() {
             rates[k] / rates[0]
         );
     }
-}
-
-async fn metric(port: u16, name: &str) -> Option<f64> {
-    let r = call(port, "GET", "/metrics", None).await;
-    r.body
-        .lines()
-        .find(|l| l.starts_with(name) && !l.starts_with('#'))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 /// A cluster node killed: the cluster stops serving, moat keeps the last known bans, applies
