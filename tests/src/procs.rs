@@ -423,6 +423,21 @@ impl Moat {
     pub fn logs(&self) -> String {
         self.proc.logs()
     }
+
+    /// Whether moat logs `needle` within `within`: a client sees a refusal before moat has
+    /// written the line that explains it.
+    pub async fn logged(&self, needle: &str, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// Runs a command to completion with a timeout (kills it on timeout).

@@ -277,7 +277,11 @@ async fn client_chain_longer_than_max_chain_depth_is_refused() {
     assert!(ok.is_ok(), "leaf + 1 intermediate refused at depth 2: {ok:?}\n{}", moat.logs());
     let long = admitted(moat.port, tls::client_config(&[pki.ca_cert()], Some(&two))).await;
     assert!(long.is_err(), "leaf + 2 intermediates admitted at depth 2");
-    assert!(moat.logs().contains("ChainTooLong { presented: 3, max: 2 }"), "{}", moat.logs());
+    assert!(
+        moat.logged("ChainTooLong { presented: 3, max: 2 }", Duration::from_secs(3)).await,
+        "{}",
+        moat.logs()
+    );
 }
 
 #[tokio::test]
