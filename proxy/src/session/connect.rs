@@ -34,12 +34,13 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Runs one client connection to completion, under the policy in force when it connects.
 ///
-/// Every connection's task lives as long as the device stays connected, so its size is memory
-/// per idle connection. An `async fn` future is as large as its largest state, and awaiting a
-/// future held by value can store it twice; so the short-lived, large parts (connect phase,
-/// authentication, dial) and the long-lived relay each get their own heap allocation, sized for
-/// what they hold, and the chain of futures above them stays a few pointers wide.
-pub async fn run<S>(client: S, peer: PeerInfo, ctx: Arc<Context>)
+/// Every connection's future lives as long as the device stays connected, so its size is memory
+/// per idle connection. An `async fn` future is as large as its largest state, keeps its
+/// arguments twice (as captured and as locals), and stores a future it awaits by value inside
+/// itself. So the short-lived, large parts (connect phase, authentication, dial) and the
+/// long-lived relay each get their own heap allocation, sized for what they hold; the futures
+/// above them are plain functions returning `async move` blocks, a few pointers wide.
+pub fn run<S>(client: S, peer: PeerInfo, ctx: Arc<Context>) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -51,22 +52,23 @@ where
         listener = %peer.listener,
         client_id = tracing::field::Empty
     );
-    let session = Box::pin(session(client, peer, ctx, id).instrument(span));
-    session.await
+    session(client, peer, ctx, id).instrument(span)
 }
 
-async fn session<S>(client: S, peer: PeerInfo, ctx: Arc<Context>, id: u64)
+fn session<S>(client: S, peer: PeerInfo, ctx: Arc<Context>, id: u64) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let accepted = match Box::pin(connect_phase(client, &peer, &ctx, id)).await {
-        Ok(accepted) => accepted,
-        Err(result) => return ctx.metrics.connection(&peer.listener, result),
-    };
-    ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
-    // Held for the session's life: gives the fleet-wide connection slot back after.
-    let (relay, _slot) = start_relay(accepted, &ctx);
-    relay.await;
+    async move {
+        let accepted = match Box::pin(connect_phase(client, &peer, &ctx, id)).await {
+            Ok(accepted) => accepted,
+            Err(result) => return ctx.metrics.connection(&peer.listener, result),
+        };
+        ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
+        // Held for the session's life: gives the fleet-wide connection slot back after.
+        let (relay, _slot) = start_relay(accepted, &ctx);
+        relay.await;
+    }
 }
 
 /// Registers the session and boxes its relay (see [`run`] for why a box of its own).

@@ -199,222 +199,231 @@ impl Relay {
         (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500))
     }
 
-    pub(crate) async fn run<S>(
+    /// The session's relay loop, until either side closes.
+    ///
+    /// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
+    /// keeps its arguments in the future and then moves them into locals of its own, so the
+    /// ~1 KB `Relay` would be stored twice for the life of every connection. The block uses the
+    /// captured values in place.
+    pub(crate) fn run<S>(
         mut self,
         client: S,
         upstream: crate::transport::upstream::Upstream,
         connect: Bytes,
         mut cbuf: BytesMut,
         registration: Registration,
-    ) where
+    ) -> impl std::future::Future<Output = ()> + Send
+    where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (mut client_r, mut client_w) = tokio::io::split(client);
-        let (mut up_r, mut up_w) = upstream.into_split();
-        let max = self.ctx.limits.max_packet_size;
+        async move {
+            let (mut client_r, mut client_w) = tokio::io::split(client);
+            let (mut up_r, mut up_w) = upstream.into_split();
+            let max = self.ctx.limits.max_packet_size;
 
-        let mut q = Queues::default();
-        q.to_upstream.extend_from_slice(&connect);
-        drop(connect);
-        let mut ubuf = BytesMut::new();
-        let mut client_eof = false;
-        let mut client_unflushed = false;
-        let mut finishing = false;
-        let mut last_seen = Instant::now();
-        // Re-armed on every expiry, so a Server Keep Alive learnt from CONNACK takes effect.
-        let keep_alive = tokio::time::sleep(self.keep_alive_limit().unwrap_or(IDLE_RECHECK));
-        tokio::pin!(keep_alive);
-        let shutdown = self.ctx.shutdown.clone();
-        // A broker that never answers CONNECT must not hold the client: it gets "server
-        // unavailable" after the same deadline the client had for its CONNECT.
-        let connack_deadline = tokio::time::sleep(self.ctx.timeouts.connect);
-        tokio::pin!(connack_deadline);
-        let throttle = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(throttle);
-        // The credential's end of validity (JWT `disconnect_on_expiry`): the session ends with it.
-        let expires_at = self.session.identity.expires_at;
-        let expiry = tokio::time::sleep(
-            expires_at
-                .map_or(Duration::MAX, |t| {
-                    t.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO)
-                })
-                .min(Duration::from_secs(u32::MAX.into())),
-        );
-        tokio::pin!(expiry);
-        let slow_consumer_timeout = self.ctx.limits.slow_consumer_timeout;
-        let mut backlogged_since: Option<tokio::time::Instant> = None;
-        let slow_consumer = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(slow_consumer);
+            let mut q = Queues::default();
+            q.to_upstream.extend_from_slice(&connect);
+            drop(connect);
+            let mut ubuf = BytesMut::new();
+            let mut client_eof = false;
+            let mut client_unflushed = false;
+            let mut finishing = false;
+            let mut last_seen = Instant::now();
+            // Re-armed on every expiry, so a Server Keep Alive learnt from CONNACK takes effect.
+            let keep_alive = tokio::time::sleep(self.keep_alive_limit().unwrap_or(IDLE_RECHECK));
+            tokio::pin!(keep_alive);
+            let shutdown = self.ctx.shutdown.clone();
+            // A broker that never answers CONNECT must not hold the client: it gets "server
+            // unavailable" after the same deadline the client had for its CONNECT.
+            let connack_deadline = tokio::time::sleep(self.ctx.timeouts.connect);
+            tokio::pin!(connack_deadline);
+            let throttle = tokio::time::sleep(Duration::ZERO);
+            tokio::pin!(throttle);
+            // The credential's end of validity (JWT `disconnect_on_expiry`): the session ends with it.
+            let expires_at = self.session.identity.expires_at;
+            let expiry = tokio::time::sleep(
+                expires_at
+                    .map_or(Duration::MAX, |t| {
+                        t.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO)
+                    })
+                    .min(Duration::from_secs(u32::MAX.into())),
+            );
+            tokio::pin!(expiry);
+            let slow_consumer_timeout = self.ctx.limits.slow_consumer_timeout;
+            let mut backlogged_since: Option<tokio::time::Instant> = None;
+            let slow_consumer = tokio::time::sleep(Duration::ZERO);
+            tokio::pin!(slow_consumer);
 
-        // Frames the client pipelined behind CONNECT stay in `cbuf` until the broker's CONNACK has
-        // been relayed: nothing moat answers may reach the client before its CONNACK.
-        let mut close = None;
-        let mut awaiting_connack = true;
-        let mut policy_watch = true;
+            // Frames the client pipelined behind CONNECT stay in `cbuf` until the broker's CONNACK has
+            // been relayed: nothing moat answers may reach the client before its CONNACK.
+            let mut close = None;
+            let mut awaiting_connack = true;
+            let mut policy_watch = true;
 
-        while close.is_none() {
-            if awaiting_connack && self.connack_seen {
-                awaiting_connack = false;
-                close = self.drain_client(&mut cbuf, &mut q, max);
-                if close.is_some() {
+            while close.is_none() {
+                if awaiting_connack && self.connack_seen {
+                    awaiting_connack = false;
+                    close = self.drain_client(&mut cbuf, &mut q, max);
+                    if close.is_some() {
+                        break;
+                    }
+                }
+                if finishing && q.to_upstream.is_empty() && q.to_client.is_empty() {
+                    close = Some(None);
                     break;
                 }
-            }
-            if finishing && q.to_upstream.is_empty() && q.to_client.is_empty() {
-                close = Some(None);
-                break;
-            }
-            // Arm the throttle for the wait the limiter asked for (an elapsed sleep left as it was
-            // would fire at once on every turn: a busy loop for as long as the client is throttled).
-            if let Some(until) = self.throttled_until {
-                let until = tokio::time::Instant::from_std(until);
-                if throttle.deadline() != until {
-                    throttle.as_mut().reset(until);
-                }
-            }
-            let read_client =
-                !client_eof && !finishing && !awaiting_connack && q.to_upstream.len() < QUEUE_CAP;
-            let read_upstream = !finishing && q.to_client.len() < QUEUE_CAP;
-            // Slow consumer: the queue toward the client has stayed full (moat stopped reading
-            // from the broker for it) since `backlogged_since`.
-            match (read_upstream || finishing, backlogged_since) {
-                (true, _) => backlogged_since = None,
-                (false, None) => {
-                    let now = tokio::time::Instant::now();
-                    backlogged_since = Some(now);
-                    if let Some(limit) = slow_consumer_timeout {
-                        slow_consumer.as_mut().reset(now + limit);
+                // Arm the throttle for the wait the limiter asked for (an elapsed sleep left as it was
+                // would fire at once on every turn: a busy loop for as long as the client is throttled).
+                if let Some(until) = self.throttled_until {
+                    let until = tokio::time::Instant::from_std(until);
+                    if throttle.deadline() != until {
+                        throttle.as_mut().reset(until);
                     }
                 }
-                (false, Some(_)) => {}
-            }
-            if read_client {
-                reserve_read(&mut cbuf);
-            }
-            if read_upstream {
-                reserve_read(&mut ubuf);
-            }
-            tokio::select! {
-                r = client_r.read_buf(&mut cbuf), if read_client => match r {
-                    Ok(0) | Err(_) => {
-                        // The client went away (no DISCONNECT: the broker will publish its Will).
-                        client_eof = true;
-                        close = Some(None);
+                let read_client =
+                    !client_eof && !finishing && !awaiting_connack && q.to_upstream.len() < QUEUE_CAP;
+                let read_upstream = !finishing && q.to_client.len() < QUEUE_CAP;
+                // Slow consumer: the queue toward the client has stayed full (moat stopped reading
+                // from the broker for it) since `backlogged_since`.
+                match (read_upstream || finishing, backlogged_since) {
+                    (true, _) => backlogged_since = None,
+                    (false, None) => {
+                        let now = tokio::time::Instant::now();
+                        backlogged_since = Some(now);
+                        if let Some(limit) = slow_consumer_timeout {
+                            slow_consumer.as_mut().reset(now + limit);
+                        }
                     }
-                    Ok(_) => {
+                    (false, Some(_)) => {}
+                }
+                if read_client {
+                    reserve_read(&mut cbuf);
+                }
+                if read_upstream {
+                    reserve_read(&mut ubuf);
+                }
+                tokio::select! {
+                    r = client_r.read_buf(&mut cbuf), if read_client => match r {
+                        Ok(0) | Err(_) => {
+                            // The client went away (no DISCONNECT: the broker will publish its Will).
+                            client_eof = true;
+                            close = Some(None);
+                        }
+                        Ok(_) => {
+                            last_seen = Instant::now();
+                            close = self.drain_client(&mut cbuf, &mut q, max);
+                        }
+                    },
+                    r = up_r.read_buf(&mut ubuf), if read_upstream => match r {
+                        Ok(0) | Err(_) => {
+                            debug!("upstream closed");
+                            finishing = true;
+                        }
+                        Ok(_) => match self.drain_upstream(&mut ubuf, &mut q, max) {
+                            Step::Continue | Step::Replaced => {}
+                            Step::Finish => finishing = true,
+                            Step::Close(reason) => close = Some(reason),
+                        },
+                    },
+                    r = up_w.write_buf(&mut q.to_upstream), if !q.to_upstream.is_empty() => {
+                        if r.is_err() {
+                            finishing = true;
+                            q.to_upstream.clear();
+                        }
+                    }
+                    r = write_or_flush(&mut client_w, &mut q.to_client), if !q.to_client.is_empty() || client_unflushed => {
+                        match r {
+                            Ok(flushed) => client_unflushed = !flushed,
+                            Err(_) => close = Some(None),
+                        }
+                    }
+                    _ = &mut keep_alive => match self.keep_alive_limit() {
+                        Some(limit) if last_seen.elapsed() >= limit => {
+                            info!("keep-alive timeout");
+                            close = Some(Some(ReasonCode::KeepAliveTimeout));
+                        }
+                        limit => {
+                            let next = limit.map_or(Instant::now() + IDLE_RECHECK, |l| last_seen + l);
+                            keep_alive.as_mut().reset(next.into());
+                            release_idle_buffers([&mut cbuf, &mut ubuf, &mut q.to_upstream, &mut q.to_client]);
+                        }
+                    },
+                    _ = &mut throttle, if self.throttled_until.is_some() => {
+                        self.throttled_until = None;
+                        // The client was sending; moat chose not to read. That is not idleness.
                         last_seen = Instant::now();
                         close = self.drain_client(&mut cbuf, &mut q, max);
                     }
-                },
-                r = up_r.read_buf(&mut ubuf), if read_upstream => match r {
-                    Ok(0) | Err(_) => {
-                        debug!("upstream closed");
-                        finishing = true;
+                    _ = &mut slow_consumer, if backlogged_since.is_some() && slow_consumer_timeout.is_some() => {
+                        // The `force_shutdown` of EMQX: the client does not read what it subscribed to.
+                        // 0x97 (quota exceeded): an administrative limit on what moat buffers for this
+                        // client was exceeded by the client; 0x89 "server busy" would blame the server
+                        // and invite an immediate reconnect into the same state.
+                        super::quota::record(&self.ctx.metrics, "slow_consumer_timeout", "outbound queue full");
+                        close = Some(Some(ReasonCode::QuotaExceeded));
                     }
-                    Ok(_) => match self.drain_upstream(&mut ubuf, &mut q, max) {
-                        Step::Continue | Step::Replaced => {}
-                        Step::Finish => finishing = true,
-                        Step::Close(reason) => close = Some(reason),
-                    },
-                },
-                r = up_w.write_buf(&mut q.to_upstream), if !q.to_upstream.is_empty() => {
-                    if r.is_err() {
-                        finishing = true;
-                        q.to_upstream.clear();
+                    _ = &mut connack_deadline, if awaiting_connack => {
+                        info!("no CONNACK from the broker in time");
+                        self.ctx.metrics.upstream_connect_failures.inc();
+                        let before = q.to_client.len();
+                        encode_connack(&mut q.to_client, self.version(), false, ReasonCode::ServerUnavailable, &[]);
+                        self.count_answer(PacketType::Connack, q.to_client.len() - before);
+                        close = Some(None);
                     }
-                }
-                r = write_or_flush(&mut client_w, &mut q.to_client), if !q.to_client.is_empty() || client_unflushed => {
-                    match r {
-                        Ok(flushed) => client_unflushed = !flushed,
-                        Err(_) => close = Some(None),
-                    }
-                }
-                _ = &mut keep_alive => match self.keep_alive_limit() {
-                    Some(limit) if last_seen.elapsed() >= limit => {
-                        info!("keep-alive timeout");
-                        close = Some(Some(ReasonCode::KeepAliveTimeout));
-                    }
-                    limit => {
-                        let next = limit.map_or(Instant::now() + IDLE_RECHECK, |l| last_seen + l);
-                        keep_alive.as_mut().reset(next.into());
-                        release_idle_buffers([&mut cbuf, &mut ubuf, &mut q.to_upstream, &mut q.to_client]);
-                    }
-                },
-                _ = &mut throttle, if self.throttled_until.is_some() => {
-                    self.throttled_until = None;
-                    // The client was sending; moat chose not to read. That is not idleness.
-                    last_seen = Instant::now();
-                    close = self.drain_client(&mut cbuf, &mut q, max);
-                }
-                _ = &mut slow_consumer, if backlogged_since.is_some() && slow_consumer_timeout.is_some() => {
-                    // The `force_shutdown` of EMQX: the client does not read what it subscribed to.
-                    // 0x97 (quota exceeded): an administrative limit on what moat buffers for this
-                    // client was exceeded by the client; 0x89 "server busy" would blame the server
-                    // and invite an immediate reconnect into the same state.
-                    super::quota::record(&self.ctx.metrics, "slow_consumer_timeout", "outbound queue full");
-                    close = Some(Some(ReasonCode::QuotaExceeded));
-                }
-                _ = &mut connack_deadline, if awaiting_connack => {
-                    info!("no CONNACK from the broker in time");
-                    self.ctx.metrics.upstream_connect_failures.inc();
-                    let before = q.to_client.len();
-                    encode_connack(&mut q.to_client, self.version(), false, ReasonCode::ServerUnavailable, &[]);
-                    self.count_answer(PacketType::Connack, q.to_client.len() - before);
-                    close = Some(None);
-                }
-                changed = self.policy_changes.changed(), if policy_watch => {
-                    match changed {
-                        Ok(()) => {
-                            if let Some(reason) = self.recheck() {
-                                close = Some((!awaiting_connack).then_some(reason));
+                    changed = self.policy_changes.changed(), if policy_watch => {
+                        match changed {
+                            Ok(()) => {
+                                if let Some(reason) = self.recheck() {
+                                    close = Some((!awaiting_connack).then_some(reason));
+                                }
                             }
+                            // The sender lives as long as the process's policy; if it were ever gone,
+                            // a closed channel must not make this branch fire forever.
+                            Err(_) => policy_watch = false,
                         }
-                        // The sender lives as long as the process's policy; if it were ever gone,
-                        // a closed channel must not make this branch fire forever.
-                        Err(_) => policy_watch = false,
+                    }
+                    reason = registration.kick.kicked() => {
+                        info!(reason = ?reason, "session closed by an operator");
+                        close = Some((!awaiting_connack).then_some(reason));
+                    }
+                    _ = &mut expiry, if expires_at.is_some() => {
+                        info!(target: "moat::audit", "credential expired, closing the session");
+                        self.ctx.metrics.denied("session", "credential_expired");
+                        // Before its CONNACK a client may not be sent a DISCONNECT: just close.
+                        close = Some((!awaiting_connack).then_some(ReasonCode::NotAuthorized));
+                    }
+                    _ = shutdown.cancelled() => {
+                        // Before its CONNACK a client may not be sent a DISCONNECT: just close.
+                        close = Some((!awaiting_connack).then_some(ReasonCode::ServerShuttingDown));
                     }
                 }
-                reason = registration.kick.kicked() => {
-                    info!(reason = ?reason, "session closed by an operator");
-                    close = Some((!awaiting_connack).then_some(reason));
-                }
-                _ = &mut expiry, if expires_at.is_some() => {
-                    info!(target: "moat::audit", "credential expired, closing the session");
-                    self.ctx.metrics.denied("session", "credential_expired");
-                    // Before its CONNACK a client may not be sent a DISCONNECT: just close.
-                    close = Some((!awaiting_connack).then_some(ReasonCode::NotAuthorized));
-                }
-                _ = shutdown.cancelled() => {
-                    // Before its CONNACK a client may not be sent a DISCONNECT: just close.
-                    close = Some((!awaiting_connack).then_some(ReasonCode::ServerShuttingDown));
-                }
             }
-        }
 
-        // The session is over for the admin API, even while its last words drain.
-        drop(registration);
-        // Last words: whatever was already queued, then a DISCONNECT for v5 clients.
-        if let Some(Some(reason)) = close {
-            if self.version() == ProtocolVersion::V5 {
-                let before = q.to_client.len();
-                encode_disconnect(&mut q.to_client, ProtocolVersion::V5, reason, &[]);
-                let len = q.to_client.len() - before;
-                self.ctx.metrics.traffic.packet(Direction::Outbound, PacketType::Disconnect, len);
+            // The session is over for the admin API, even while its last words drain.
+            drop(registration);
+            // Last words: whatever was already queued, then a DISCONNECT for v5 clients.
+            if let Some(Some(reason)) = close {
+                if self.version() == ProtocolVersion::V5 {
+                    let before = q.to_client.len();
+                    encode_disconnect(&mut q.to_client, ProtocolVersion::V5, reason, &[]);
+                    let len = q.to_client.len() - before;
+                    self.ctx.metrics.traffic.packet(Direction::Outbound, PacketType::Disconnect, len);
+                }
             }
+            if !client_eof {
+                write_within(&mut client_w, &q.to_client, LAST_WORDS).await;
+            }
+            // Only validated frames are queued: deliver them (a client DISCONNECT must reach the
+            // broker, or the Will fires).
+            write_within(&mut up_w, &q.to_upstream, LAST_WORDS).await;
+            let _ = up_w.shutdown().await;
+            let _ = client_w.shutdown().await;
+            // Closing a socket with unread data resets it, and a reset makes the peer discard what it
+            // has received but not yet read (a burst of QoS 1 PUBLISHes before DISCONNECT, whose
+            // PUBACKs are still arriving). Read both sides to their end, briefly, before closing.
+            // Boxed: the two 1 KiB sinks exist only while closing, not for the session's life.
+            Box::pin(async { tokio::join!(drain_to_eof(&mut up_r), drain_to_eof(&mut client_r)) }).await;
         }
-        if !client_eof {
-            write_within(&mut client_w, &q.to_client, LAST_WORDS).await;
-        }
-        // Only validated frames are queued: deliver them (a client DISCONNECT must reach the
-        // broker, or the Will fires).
-        write_within(&mut up_w, &q.to_upstream, LAST_WORDS).await;
-        let _ = up_w.shutdown().await;
-        let _ = client_w.shutdown().await;
-        // Closing a socket with unread data resets it, and a reset makes the peer discard what it
-        // has received but not yet read (a burst of QoS 1 PUBLISHes before DISCONNECT, whose
-        // PUBACKs are still arriving). Read both sides to their end, briefly, before closing.
-        // Boxed: the two 1 KiB sinks exist only while closing, not for the session's life.
-        Box::pin(async { tokio::join!(drain_to_eof(&mut up_r), drain_to_eof(&mut client_r)) }).await;
     }
 
     /// Handles every complete frame in the client buffer. Returns `Some` to close the connection.

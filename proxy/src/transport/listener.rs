@@ -2,6 +2,7 @@
 //! handshake itself has a deadline so a silent peer cannot hold a slot.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ListenerConfig;
 use crate::metrics::{ConnResult, Metrics};
-use crate::policy::limits::{ConnectionLimits, ConnectionRate, LimitHit};
+use crate::policy::limits::{ConnectionGuard, ConnectionLimits, ConnectionRate, LimitHit};
 use crate::policy::{PeerInfo, Verdict};
 use crate::session::{self, Context};
 
@@ -205,16 +206,41 @@ fn connection_rate_allows(framing: &Framing, info: &PeerInfo, ctx: &Context) -> 
     }
 }
 
-async fn handle(
+/// The connection task. It lives as long as the device stays connected, so its size is memory
+/// per idle connection: it holds the active-gauge guard and one boxed phase at a time, first the
+/// admission and handshake (large and short-lived, freed when done), then the session. A plain
+/// function returning an `async move` block: an `async fn` would keep its arguments twice, for
+/// the connection's whole life.
+fn handle(
+    tcp: TcpStream,
+    info: PeerInfo,
+    tls: Option<Arc<TlsState>>,
+    framing: Framing,
+    ctx: Arc<Context>,
+    gauge: Gauge,
+) -> impl std::future::Future<Output = ()> + Send {
+    let admission = Box::pin(admit(tcp, info, tls, framing, ctx));
+    async move {
+        gauge.inc();
+        let _active = ActiveGuard(gauge);
+        if let Some(session) = admission.await {
+            session.await;
+        }
+    }
+}
+
+/// A connection's session once admitted, with everything it holds for its life.
+type Session = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Everything before the session: PROXY header, the accept hook, connection caps and rates, the
+/// TLS (or PSK) handshake and the client-certificate checks. `None`: refused, already counted.
+async fn admit(
     tcp: TcpStream,
     mut info: PeerInfo,
     tls: Option<Arc<TlsState>>,
     framing: Framing,
     ctx: Arc<Context>,
-    gauge: Gauge,
-) {
-    gauge.inc();
-    let _active = ActiveGuard(gauge);
+) -> Option<Session> {
     let mut tcp = tcp;
     if framing.proxy_protocol {
         // The balancer's header names the client; the cheap pre-TLS checks run on that address.
@@ -226,24 +252,24 @@ async fn handle(
                 debug!(peer = %info.peer, error = %e, "PROXY header refused");
                 ctx.metrics.protocol_error("proxy_protocol");
                 ctx.metrics.connection(&info.listener, ConnResult::ProtocolError);
-                return;
+                return None;
             }
             Err(_) => {
                 ctx.metrics.connection(&info.listener, ConnResult::Timeout);
-                return;
+                return None;
             }
         }
         if let Verdict::Deny(d) = ctx.policy.load().chain.on_accept(&info) {
             debug!(peer = %info.peer, reason = d.label, "refused before TLS");
             ctx.metrics.connection(&info.listener, ConnResult::Denied);
-            return;
+            return None;
         }
         if !connection_rate_allows(&framing, &info, &ctx) {
-            return;
+            return None;
         }
     }
     // Held for the life of the connection; refused before any TLS work when a cap is reached.
-    let _slot = match framing.limits.try_acquire(&info.listener, framing.max_connections, info.peer.ip()) {
+    let slot = match framing.limits.try_acquire(&info.listener, framing.max_connections, info.peer.ip()) {
         Ok(slot) => slot,
         Err(hit) => {
             let label = match hit {
@@ -254,14 +280,14 @@ async fn handle(
             debug!(peer = %info.peer, reason = label, "connection refused");
             ctx.metrics.denied("accept", label);
             ctx.metrics.connection(&info.listener, ConnResult::Denied);
-            return;
+            return None;
         }
     };
     if let Some(psk) = framing.psk.clone() {
-        return serve_psk(&psk, tcp, info, framing, ctx).await;
+        return serve_psk(&psk, tcp, info, framing, ctx, slot).await;
     }
     match tls {
-        None => serve_stream(tcp, info, framing, ctx).await,
+        None => Some(serve_stream(tcp, info, framing, ctx, slot)),
         Some(state) => {
             // The config in force now; a reload during this handshake does not affect it.
             // Boxed: the handshake's state is large and short-lived, and the TLS stream it
@@ -271,7 +297,7 @@ async fn handle(
             let handshake = Box::pin(async move { accept.await.map(|r| r.map(Box::new)) });
             let stream = tokio::select! {
                 r = handshake => r,
-                _ = ctx.shutdown.cancelled() => return,
+                _ = ctx.shutdown.cancelled() => return None,
             };
             match stream {
                 Ok(Ok(stream)) => {
@@ -281,25 +307,27 @@ async fn handle(
                         ctx.metrics.tls.resumed_rejected(&info.listener);
                         ctx.metrics.tls.handshake_failed(&info.listener, "resumed_chain_rejected");
                         ctx.metrics.connection(&info.listener, ConnResult::TlsError);
-                        return;
+                        return None;
                     }
                     // Boxed like the handshake: an HTTP exchange's state, short-lived.
                     if !Box::pin(client_ocsp_admits(&state, &info)).await {
                         ctx.metrics.tls.handshake_failed(&info.listener, "client_ocsp_refused");
                         ctx.metrics.connection(&info.listener, ConnResult::TlsError);
-                        return;
+                        return None;
                     }
-                    serve_stream(stream, info, framing, ctx).await
+                    Some(serve_stream(stream, info, framing, ctx, slot))
                 }
                 Ok(Err(e)) => {
                     debug!(peer = %info.peer, error = %e, "TLS handshake failed");
                     ctx.metrics.tls.handshake_failed(&info.listener, super::tls::failure_reason(&e));
                     ctx.metrics.connection(&info.listener, ConnResult::TlsError);
+                    None
                 }
                 Err(_) => {
                     debug!(peer = %info.peer, "TLS handshake timed out");
                     ctx.metrics.tls.handshake_failed(&info.listener, "timeout");
                     ctx.metrics.connection(&info.listener, ConnResult::Timeout);
+                    None
                 }
             }
         }
@@ -314,27 +342,30 @@ async fn serve_psk(
     mut info: PeerInfo,
     framing: Framing,
     ctx: Arc<Context>,
-) {
+    slot: ConnectionGuard,
+) -> Option<Session> {
     // Boxed, as the certificate handshake is (see `session::run`).
     let handshake = Box::pin(tokio::time::timeout(ctx.timeouts.tls_handshake, psk.accept(tcp)));
     let result = tokio::select! {
         r = handshake => r,
-        _ = ctx.shutdown.cancelled() => return,
+        _ = ctx.shutdown.cancelled() => return None,
     };
     match result {
         Ok(Ok((stream, identity))) => {
             info.psk_identity = Some(identity);
-            serve_stream(stream, info, framing, ctx).await
+            Some(serve_stream(stream, info, framing, ctx, slot))
         }
         Ok(Err(f)) => {
             debug!(peer = %info.peer, reason = f.label, error = %f.detail, "TLS-PSK handshake failed");
             ctx.metrics.tls.handshake_failed(&info.listener, f.label);
             ctx.metrics.connection(&info.listener, ConnResult::TlsError);
+            None
         }
         Err(_) => {
             debug!(peer = %info.peer, "TLS-PSK handshake timed out");
             ctx.metrics.tls.handshake_failed(&info.listener, "timeout");
             ctx.metrics.connection(&info.listener, ConnResult::Timeout);
+            None
         }
     }
 }
@@ -368,19 +399,39 @@ async fn client_ocsp_admits(state: &TlsState, info: &PeerInfo) -> bool {
     checker.admit(chain, &state.client_ca()).await
 }
 
-/// Runs the session on the stream, after the WebSocket upgrade when the listener asks for one.
-async fn serve_stream<S>(stream: S, info: PeerInfo, framing: Framing, ctx: Arc<Context>)
+/// The session on the stream, after the WebSocket upgrade when the listener asks for one. It
+/// holds the connection-cap slot for its life.
+fn serve_stream<S>(
+    stream: S,
+    info: PeerInfo,
+    framing: Framing,
+    ctx: Arc<Context>,
+    slot: ConnectionGuard,
+) -> Session
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Some(path) = framing.websocket else {
-        return session::run(stream, info, ctx).await;
+        return Box::pin(async move {
+            session::run(stream, info, ctx).await;
+            drop(slot);
+        });
     };
+    Box::pin(async move {
+        serve_websocket(stream, &path, info, ctx).await;
+        drop(slot);
+    })
+}
+
+async fn serve_websocket<S>(stream: S, path: &str, info: PeerInfo, ctx: Arc<Context>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     // The upgrade shares the handshake deadline: a peer that never finishes its HTTP request
     // cannot hold the slot.
     let upgrade = Box::pin(tokio::time::timeout(
         ctx.timeouts.tls_handshake,
-        super::ws::accept(stream, &path, ctx.limits.max_packet_size),
+        super::ws::accept(stream, path, ctx.limits.max_packet_size),
     ));
     match upgrade.await {
         // Boxed: a WebSocket stream is larger than a TLS one; plain MQTT connections should
