@@ -57,7 +57,7 @@ impl Relay {
                 Step::Continue
             }
             Ok(Packet::Unsuback(u)) => {
-                if let Some(subscriptions) = self.subscriptions.as_mut() {
+                if let Some(subscriptions) = self.subscriptions.as_deref_mut() {
                     subscriptions.unsubscribed(u.packet_id, u.codes);
                 }
                 Step::Continue
@@ -95,7 +95,7 @@ impl Relay {
             return Step::Continue;
         }
         self.inbound_aliases.set_max(c.properties.topic_alias_maximum().unwrap_or(0));
-        if let Some((method, server_final)) = self.connack_auth.take() {
+        if let Some((method, server_final)) = self.connack_auth.take().map(|b| *b) {
             return match rewrite::connack_with_auth(
                 c,
                 self.ctx.limits.max_packet_size,

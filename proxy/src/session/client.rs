@@ -44,7 +44,7 @@ impl Relay {
             | Packet::Pubrel(_)
             | Packet::Pubcomp(_)
             | Packet::Pingreq => Step::Continue,
-            Packet::Unsubscribe(u) => match self.subscriptions.as_mut() {
+            Packet::Unsubscribe(u) => match self.subscriptions.as_deref_mut() {
                 None => Step::Continue,
                 Some(subscriptions) => match subscriptions.unsubscribing(u.packet_id, u.filters()) {
                     Ok(()) => Step::Continue,
@@ -142,7 +142,7 @@ impl Relay {
             quota::record(&self.ctx.metrics, quota, filter);
             return Some(ReasonCode::QuotaExceeded);
         }
-        if let Some(subscriptions) = self.subscriptions.as_mut() {
+        if let Some(subscriptions) = self.subscriptions.as_deref_mut() {
             if !subscriptions.admit(filter) {
                 quota::record(&self.ctx.metrics, "max_subscriptions", filter);
                 return Some(ReasonCode::QuotaExceeded);

@@ -59,12 +59,17 @@ fn session<S>(client: S, peer: PeerInfo, ctx: Arc<Context>, id: u64) -> impl Fut
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let listener = peer.listener.clone();
+    let phase_ctx = ctx.clone();
+    // Boxed now and freed when done: the connect phase's state, and the `PeerInfo` it reads, are
+    // not carried for the session's life (the relay keeps its own copy in `SessionInfo`).
+    let phase = Box::pin(async move { connect_phase(client, &peer, &phase_ctx, id).await });
     async move {
-        let accepted = match Box::pin(connect_phase(client, &peer, &ctx, id)).await {
+        let accepted = match phase.await {
             Ok(accepted) => accepted,
-            Err(result) => return ctx.metrics.connection(&peer.listener, result),
+            Err(result) => return ctx.metrics.connection(&listener, result),
         };
-        ctx.metrics.connection(&peer.listener, ConnResult::Accepted);
+        ctx.metrics.connection(&listener, ConnResult::Accepted);
         // Held for the session's life: gives the fleet-wide connection slot back after.
         let (relay, _slot) = start_relay(accepted, &ctx);
         relay.await;
@@ -383,7 +388,7 @@ where
     relay.connect = bytes::Bytes::copy_from_slice(frame.bytes());
     if let Some(login) = scram_login {
         relay.scram = Some(Box::new(scram::ScramSession::new(&login)));
-        relay.connack_auth = Some((login.mechanism.name(), login.server_final));
+        relay.connack_auth = Some(Box::new((login.mechanism.name(), login.server_final)));
     }
     Ok(Accepted { client, upstream, connect: connect_bytes, buf, relay, info, slot })
 }

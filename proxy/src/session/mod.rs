@@ -67,8 +67,10 @@ impl Context {
     }
 }
 
-/// Smallest read buffer (and top-up) per direction.
-const READ_CHUNK: usize = 512;
+/// Smallest read buffer (and top-up) per direction. Every idle connection holds two, and a
+/// device's packets are mostly tens of bytes (PINGREQ, small PUBLISHes); a busy connection's
+/// buffer doubles on each top-up (`io::reserve_read`), so large frames cost a few more reads once.
+const READ_CHUNK: usize = 256;
 /// Largest single top-up of a read buffer.
 const READ_CHUNK_MAX: usize = 16 * 1024;
 /// Bytes queued toward one peer before moat stops reading from the other (backpressure).

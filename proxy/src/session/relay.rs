@@ -7,6 +7,7 @@
 //! [`QUEUE_CAP`], so a client that stops reading stops the broker's traffic to it (and the broker
 //! applies its own flow control) instead of growing memory.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,26 @@ fn release_idle_buffers<const N: usize>(buffers: [&mut BytesMut; N]) {
     }
 }
 
+/// A timer the relay makes only when it needs one (see `Relay::run`).
+type Timer = Pin<Box<tokio::time::Sleep>>;
+
+/// Sets `timer` to fire at `at`, making it on first use; an unchanged deadline is left alone.
+fn arm(timer: &mut Option<Timer>, at: tokio::time::Instant) {
+    match timer {
+        Some(t) if t.deadline() == at => {}
+        Some(t) => t.as_mut().reset(at),
+        None => *timer = Some(Box::pin(tokio::time::sleep_until(at))),
+    }
+}
+
+/// Completes when `timer` fires; never, when there is none.
+async fn fired(timer: &mut Option<Timer>) {
+    match timer {
+        Some(t) => t.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Reads and discards until the peer closes, for at most [`LAST_WORDS`].
 async fn drain_to_eof<R: AsyncRead + Unpin>(r: &mut R) {
     let mut sink = [0u8; 1024];
@@ -111,7 +132,9 @@ pub(crate) struct Relay {
     /// The broker's CONNACK has been relayed to the client.
     pub(super) connack_seen: bool,
     /// PUBLISH rate limits (connection, listener, node levels) for this connection.
-    traffic: Option<(TrafficLimiter, ConnBuckets)>,
+    /// Boxed, like the other parts only some sessions use: every byte here is held by every
+    /// idle connection.
+    traffic: Option<Box<(TrafficLimiter, ConnBuckets)>>,
     /// This user's fleet-wide PUBLISH rate (`state.fleet_limits`), when configured.
     fleet_rate: Option<Arc<crate::state::UserRate>>,
     /// A PUBLISH that waits for a token, processed before anything else is read.
@@ -121,7 +144,7 @@ pub(crate) struct Relay {
     /// This listener's quotas and the state they need (see `quota.rs`).
     pub(super) quotas: Quotas,
     pub(super) inflight: Option<Inflight>,
-    pub(super) subscriptions: Option<Subscriptions>,
+    pub(super) subscriptions: Option<Box<Subscriptions>>,
     /// What the v5 CONNACK must tell the client about its quotas.
     pub(super) connack_quotas: ConnackQuotas,
     /// The client's CONNECT as received, to re-check the session against a new policy.
@@ -132,7 +155,7 @@ pub(crate) struct Relay {
     /// Boxed: only SCRAM sessions pay for the re-authentication state.
     pub(super) scram: Option<Box<super::scram::ScramSession>>,
     /// Authentication Method and server-final to add to the broker's CONNACK (SCRAM login).
-    pub(super) connack_auth: Option<(&'static str, String)>,
+    pub(super) connack_auth: Option<Box<(&'static str, String)>>,
 }
 
 impl Relay {
@@ -145,7 +168,7 @@ impl Relay {
         client_alias_max: u16,
         policy_changes: watch::Receiver<u64>,
     ) -> Self {
-        let traffic = ctx.traffic_for(&session.peer.listener).map(|plan| plan.session());
+        let traffic = ctx.traffic_for(&session.peer.listener).map(|plan| Box::new(plan.session()));
         let fleet_rate =
             ctx.fleet_rates.as_ref().and_then(|f| session.identity.username.as_deref().map(|u| f.user(u)));
         let mut outbound_aliases = AliasMap::default();
@@ -181,7 +204,7 @@ impl Relay {
     /// changed the client's value (a v5 client is told in CONNACK).
     pub(super) fn set_quotas(&mut self, quotas: Quotas, clamped_keep_alive: Option<u16>) {
         self.inflight = quotas.max_inflight.map(Inflight::new);
-        self.subscriptions = quotas.max_subscriptions.map(Subscriptions::new);
+        self.subscriptions = quotas.max_subscriptions.map(|max| Box::new(Subscriptions::new(max)));
         self.connack_quotas = ConnackQuotas {
             server_keep_alive: clamped_keep_alive,
             receive_maximum: quotas.max_inflight,
@@ -235,24 +258,20 @@ impl Relay {
             let shutdown = self.ctx.shutdown.clone();
             // A broker that never answers CONNECT must not hold the client: it gets "server
             // unavailable" after the same deadline the client had for its CONNECT.
-            let connack_deadline = tokio::time::sleep(self.ctx.timeouts.connect);
-            tokio::pin!(connack_deadline);
-            let throttle = tokio::time::sleep(Duration::ZERO);
-            tokio::pin!(throttle);
+            // The timers other than keep-alive are boxed and made when first needed (a `Sleep` is
+            // 112 bytes, for the life of every connection): most sessions are never throttled, never
+            // backlogged, hold no expiring credential, and need the CONNACK deadline only briefly.
+            let mut connack_deadline = Some(Box::pin(tokio::time::sleep(self.ctx.timeouts.connect)));
+            let mut throttle: Option<Timer> = None;
             // The credential's end of validity (JWT `disconnect_on_expiry`): the session ends with it.
             let expires_at = self.session.identity.expires_at;
-            let expiry = tokio::time::sleep(
-                expires_at
-                    .map_or(Duration::MAX, |t| {
-                        t.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO)
-                    })
-                    .min(Duration::from_secs(u32::MAX.into())),
-            );
-            tokio::pin!(expiry);
+            let mut expiry: Option<Timer> = expires_at.map(|t| {
+                let left = t.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO);
+                Box::pin(tokio::time::sleep(left.min(Duration::from_secs(u32::MAX.into()))))
+            });
             let slow_consumer_timeout = self.ctx.limits.slow_consumer_timeout;
             let mut backlogged_since: Option<tokio::time::Instant> = None;
-            let slow_consumer = tokio::time::sleep(Duration::ZERO);
-            tokio::pin!(slow_consumer);
+            let mut slow_consumer: Option<Timer> = None;
 
             // Frames the client pipelined behind CONNECT stay in `cbuf` until the broker's CONNACK has
             // been relayed: nothing moat answers may reach the client before its CONNACK.
@@ -263,6 +282,7 @@ impl Relay {
             while close.is_none() {
                 if awaiting_connack && self.connack_seen {
                     awaiting_connack = false;
+                    connack_deadline = None;
                     close = self.drain_client(&mut cbuf, &mut q, max);
                     if close.is_some() {
                         break;
@@ -275,10 +295,7 @@ impl Relay {
                 // Arm the throttle for the wait the limiter asked for (an elapsed sleep left as it was
                 // would fire at once on every turn: a busy loop for as long as the client is throttled).
                 if let Some(until) = self.throttled_until {
-                    let until = tokio::time::Instant::from_std(until);
-                    if throttle.deadline() != until {
-                        throttle.as_mut().reset(until);
-                    }
+                    arm(&mut throttle, tokio::time::Instant::from_std(until));
                 }
                 let read_client =
                     !client_eof && !finishing && !awaiting_connack && q.to_upstream.len() < QUEUE_CAP;
@@ -291,7 +308,7 @@ impl Relay {
                         let now = tokio::time::Instant::now();
                         backlogged_since = Some(now);
                         if let Some(limit) = slow_consumer_timeout {
-                            slow_consumer.as_mut().reset(now + limit);
+                            arm(&mut slow_consumer, now + limit);
                         }
                     }
                     (false, Some(_)) => {}
@@ -348,13 +365,13 @@ impl Relay {
                             release_idle_buffers([&mut cbuf, &mut ubuf, &mut q.to_upstream, &mut q.to_client]);
                         }
                     },
-                    _ = &mut throttle, if self.throttled_until.is_some() => {
+                    _ = fired(&mut throttle), if self.throttled_until.is_some() => {
                         self.throttled_until = None;
                         // The client was sending; moat chose not to read. That is not idleness.
                         last_seen = Instant::now();
                         close = self.drain_client(&mut cbuf, &mut q, max);
                     }
-                    _ = &mut slow_consumer, if backlogged_since.is_some() && slow_consumer_timeout.is_some() => {
+                    _ = fired(&mut slow_consumer), if backlogged_since.is_some() && slow_consumer_timeout.is_some() => {
                         // The `force_shutdown` of EMQX: the client does not read what it subscribed to.
                         // 0x97 (quota exceeded): an administrative limit on what moat buffers for this
                         // client was exceeded by the client; 0x89 "server busy" would blame the server
@@ -362,7 +379,7 @@ impl Relay {
                         super::quota::record(&self.ctx.metrics, "slow_consumer_timeout", "outbound queue full");
                         close = Some(Some(ReasonCode::QuotaExceeded));
                     }
-                    _ = &mut connack_deadline, if awaiting_connack => {
+                    _ = fired(&mut connack_deadline), if awaiting_connack => {
                         info!("no CONNACK from the broker in time");
                         self.ctx.metrics.upstream_connect_failures.inc();
                         let before = q.to_client.len();
@@ -386,7 +403,7 @@ impl Relay {
                         info!(reason = ?reason, "session closed by an operator");
                         close = Some((!awaiting_connack).then_some(reason));
                     }
-                    _ = &mut expiry, if expires_at.is_some() => {
+                    _ = fired(&mut expiry), if expires_at.is_some() => {
                         info!(target: "moat::audit", "credential expired, closing the session");
                         self.ctx.metrics.denied("session", "credential_expired");
                         // Before its CONNACK a client may not be sent a DISCONNECT: just close.
@@ -459,7 +476,7 @@ impl Relay {
                         return None;
                     }
                 }
-                if let Some((limiter, conn)) = self.traffic.as_mut() {
+                if let Some((limiter, conn)) = self.traffic.as_deref_mut() {
                     let now = Instant::now();
                     if let Err(wait) = limiter.take_message(conn, frame.len() as f64, now) {
                         if let Some(fleet) = &self.fleet_rate {

@@ -223,7 +223,8 @@ fn handle(
     async move {
         gauge.inc();
         let _active = ActiveGuard(gauge);
-        if let Some(session) = admission.await {
+        // The connection-cap slot is held for the session's life.
+        if let Some((session, _slot)) = admission.await {
             session.await;
         }
     }
@@ -234,13 +235,14 @@ type Session = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Everything before the session: PROXY header, the accept hook, connection caps and rates, the
 /// TLS (or PSK) handshake and the client-certificate checks. `None`: refused, already counted.
+/// The session comes with the connection-cap slot it holds.
 async fn admit(
     tcp: TcpStream,
     mut info: PeerInfo,
     tls: Option<Arc<TlsState>>,
     framing: Framing,
     ctx: Arc<Context>,
-) -> Option<Session> {
+) -> Option<(Session, ConnectionGuard)> {
     let mut tcp = tcp;
     if framing.proxy_protocol {
         // The balancer's header names the client; the cheap pre-TLS checks run on that address.
@@ -287,7 +289,7 @@ async fn admit(
         return serve_psk(&psk, tcp, info, framing, ctx, slot).await;
     }
     match tls {
-        None => Some(serve_stream(tcp, info, framing, ctx, slot)),
+        None => Some((serve_stream(tcp, info, framing, ctx), slot)),
         Some(state) => {
             // The config in force now; a reload during this handshake does not affect it.
             // Boxed: the handshake's state is large and short-lived, and the TLS stream it
@@ -315,7 +317,7 @@ async fn admit(
                         ctx.metrics.connection(&info.listener, ConnResult::TlsError);
                         return None;
                     }
-                    Some(serve_stream(stream, info, framing, ctx, slot))
+                    Some((serve_stream(stream, info, framing, ctx), slot))
                 }
                 Ok(Err(e)) => {
                     debug!(peer = %info.peer, error = %e, "TLS handshake failed");
@@ -343,7 +345,7 @@ async fn serve_psk(
     framing: Framing,
     ctx: Arc<Context>,
     slot: ConnectionGuard,
-) -> Option<Session> {
+) -> Option<(Session, ConnectionGuard)> {
     // Boxed, as the certificate handshake is (see `session::run`).
     let handshake = Box::pin(tokio::time::timeout(ctx.timeouts.tls_handshake, psk.accept(tcp)));
     let result = tokio::select! {
@@ -353,7 +355,7 @@ async fn serve_psk(
     match result {
         Ok(Ok((stream, identity))) => {
             info.psk_identity = Some(identity);
-            Some(serve_stream(stream, info, framing, ctx, slot))
+            Some((serve_stream(stream, info, framing, ctx), slot))
         }
         Ok(Err(f)) => {
             debug!(peer = %info.peer, reason = f.label, error = %f.detail, "TLS-PSK handshake failed");
@@ -399,31 +401,18 @@ async fn client_ocsp_admits(state: &TlsState, info: &PeerInfo) -> bool {
     checker.admit(chain, &state.client_ca()).await
 }
 
-/// The session on the stream, after the WebSocket upgrade when the listener asks for one. It
-/// holds the connection-cap slot for its life.
-fn serve_stream<S>(
-    stream: S,
-    info: PeerInfo,
-    framing: Framing,
-    ctx: Arc<Context>,
-    slot: ConnectionGuard,
-) -> Session
+/// The session on the stream, after the WebSocket upgrade when the listener asks for one.
+fn serve_stream<S>(stream: S, info: PeerInfo, framing: Framing, ctx: Arc<Context>) -> Session
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let Some(path) = framing.websocket else {
-        return Box::pin(async move {
-            session::run(stream, info, ctx).await;
-            drop(slot);
-        });
-    };
-    Box::pin(async move {
-        serve_websocket(stream, &path, info, ctx).await;
-        drop(slot);
-    })
+    match framing.websocket {
+        None => Box::pin(session::run(stream, info, ctx)),
+        Some(path) => Box::pin(serve_websocket(stream, path, info, ctx)),
+    }
 }
 
-async fn serve_websocket<S>(stream: S, path: &str, info: PeerInfo, ctx: Arc<Context>)
+async fn serve_websocket<S>(stream: S, path: Arc<str>, info: PeerInfo, ctx: Arc<Context>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -431,7 +420,7 @@ where
     // cannot hold the slot.
     let upgrade = Box::pin(tokio::time::timeout(
         ctx.timeouts.tls_handshake,
-        super::ws::accept(stream, path, ctx.limits.max_packet_size),
+        super::ws::accept(stream, &path, ctx.limits.max_packet_size),
     ));
     match upgrade.await {
         // Boxed: a WebSocket stream is larger than a TLS one; plain MQTT connections should
