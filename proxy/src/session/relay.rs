@@ -258,11 +258,11 @@ impl Relay {
             let keep_alive = tokio::time::sleep(self.keep_alive_limit().unwrap_or(IDLE_RECHECK));
             tokio::pin!(keep_alive);
             let shutdown = self.ctx.shutdown.clone();
-            // A broker that never answers CONNECT must not hold the client: it gets "server
-            // unavailable" after the same deadline the client had for its CONNECT.
             // The timers other than keep-alive are boxed and made when first needed (a `Sleep` is
             // 112 bytes, for the life of every connection): most sessions are never throttled, never
             // backlogged, hold no expiring credential, and need the CONNACK deadline only briefly.
+            // A broker that never answers CONNECT must not hold the client: it gets "server
+            // unavailable" after the same deadline the client had for its CONNECT.
             let mut connack_deadline = Some(Box::pin(tokio::time::sleep(self.ctx.timeouts.connect)));
             let mut throttle: Option<Timer> = None;
             // The credential's end of validity (JWT `disconnect_on_expiry`): the session ends with it.
