@@ -34,26 +34,11 @@ MOAT=$ROOT/target/release/moat
 [ -x "$BENCH" ] && [ -x "$MOAT" ] || { echo "latency_floor.sh: build first (drop --no-build)" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/moat-floor.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+ME=latency_floor.sh
+# shellcheck source=procs.sh
+. "$ROOT/tests/bench/procs.sh"
+trap 'stop_all; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
-
-wait_port() { # PORT PID NAME
-    for _ in $(seq 100); do
-        kill -0 "$2" 2>/dev/null || { echo "latency_floor.sh: $3 exited during start-up" >&2; return 1; }
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "latency_floor.sh: $3 did not listen on 127.0.0.1:$1 within 10 s" >&2; return 1
-}
 
 mapfile -t PORTS < <("$BENCH" free-ports 4)
 BROKER=${PORTS[0]} HAP=${PORTS[1]} MOATP=${PORTS[2]} ADMIN=${PORTS[3]}

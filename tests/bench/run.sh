@@ -48,14 +48,12 @@ if [ "$NEED" -gt "$HARD" ]; then
 fi
 
 WORK=$(mktemp -d /tmp/moat-bench.XXXXXX)
-PIDS=()
+ME=run.sh
+# shellcheck source=procs.sh
+. "$ROOT/tests/bench/procs.sh"
 cleanup() {
     local rc=$?
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
+    stop_all
     if [ "$rc" != 0 ]; then
         echo "run.sh: failed (exit $rc); logs:" >&2
         for f in "$WORK"/*.log; do [ -s "$f" ] && { echo "== $f" >&2; tail -n 20 "$f" >&2; }; done
@@ -64,15 +62,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-wait_port() { # PORT PID NAME
-    for _ in $(seq 100); do
-        if ! kill -0 "$2" 2>/dev/null; then echo "run.sh: $3 exited during start-up" >&2; return 1; fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "run.sh: $3 did not listen on 127.0.0.1:$1 within 10 s" >&2; return 1
-}
 
 cd "$ROOT"
 if [ "$BUILD" = 1 ]; then
